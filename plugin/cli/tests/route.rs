@@ -1,0 +1,180 @@
+#![cfg(test)]
+//! Runs the built `triage` binary on temp files and stdin.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+fn temp_file(contents: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "triage-cli-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn triage(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const ROW: &str = r#"{"id":"set/1","source":"x","request":{"model":"auto","messages":[{"role":"user","content":"Translate 'hi' to French."}]},"outcomes":{}}"#;
+const HARD: &str = r#"{"model":"auto","messages":[{"role":"user","content":"Prove step by step that the algorithm is optimal, analyze the trade-offs and derive its complexity: $$\\sum_i \\frac{1}{i}$$"}]}"#;
+
+#[test]
+fn routes_dataset_rows_and_bare_bodies_from_a_file() {
+    let anthropic = r#"{"model":"auto","system":"s","max_tokens":5,"messages":[{"role":"user","content":"Translate 'hi' to French."}]}"#;
+    let responses = r#"{"input":"Classify the sentiment: I love it"}"#;
+    let explicit = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let input = temp_file(&format!(
+        "{ROW}\n\n{HARD}\n{anthropic}\n{responses}\n{explicit}\n"
+    ));
+    let output = triage(&["route", "--input", input.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results = lines(&output);
+    assert_eq!(results.len(), 5);
+
+    assert_eq!(results[0]["id"], "set/1");
+    assert_eq!(results[0]["tier"], "small");
+    assert_eq!(results[0]["model"], "gpt-4o-mini");
+    assert!(results[0]["score"]
+        .as_f64()
+        .is_some_and(|score| score <= 0.35));
+    assert!(results[0]["reasons"].is_array());
+
+    assert_eq!(
+        results[1]["id"], 3,
+        "bare bodies are numbered by line, blank lines included"
+    );
+    assert_eq!(results[1]["tier"], "frontier");
+    assert_eq!(results[1]["model"], "o3");
+
+    assert_eq!(
+        results[2]["model"], "claude-haiku-4-5",
+        "inferred Anthropic format"
+    );
+    assert_eq!(
+        results[3]["model"], "gpt-4o-mini",
+        "inferred Responses format, no model requested"
+    );
+
+    assert_eq!(results[4]["tier"], "mid");
+    assert_eq!(
+        results[4]["model"], "gpt-4o",
+        "explicit model kept as requested"
+    );
+    assert_eq!(results[4]["score"], Value::Null);
+    assert_eq!(results[4]["reasons"][0], "explicit_model:gpt-4o");
+}
+
+#[test]
+fn reads_stdin_and_forces_a_format() {
+    let body =
+        r#"{"model":"auto","messages":[{"role":"user","content":"Translate 'hi' to French."}]}"#;
+    let output = triage(
+        &["route", "--format", "anthropic_messages", "--input", "-"],
+        &format!("{body}\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(lines(&output)[0]["model"], "claude-haiku-4-5");
+    let default = triage(&["route"], &format!("{body}\n"));
+    assert_eq!(lines(&default)[0]["model"], "gpt-4o-mini");
+}
+
+#[test]
+fn bad_lines_are_reported_and_skipped() {
+    let output = triage(&["route"], &format!("not json\n{ROW}\n[1,2]\n"));
+    assert_eq!(output.status.code(), Some(1));
+    let results = lines(&output);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["id"], "set/1");
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("line 1:") && errors.contains("line 3:"),
+        "{errors}"
+    );
+    assert!(!errors.contains("line 2:"), "{errors}");
+}
+
+#[test]
+fn a_config_rule_forces_the_tier() {
+    let config = temp_file(
+        r#"{"rules":[{"name":"french","when":{"last_user_regex":"French"},"tier":"frontier"}],
+            "tiers":[{"name":"small","model":"tiny","max_score":0.35},{"name":"mid","max_score":0.65},{"name":"frontier","model":"huge"}]}"#,
+    );
+    let output = triage(
+        &["route", "--config", config.to_str().unwrap()],
+        &format!("{ROW}\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result = &lines(&output)[0];
+    assert_eq!(result["tier"], "frontier");
+    assert_eq!(result["model"], "huge");
+    assert_eq!(result["reasons"][0], "rule:french");
+    assert_eq!(result["score"], Value::Null);
+}
+
+#[test]
+fn a_bad_config_is_refused_with_the_field() {
+    let config = temp_file(
+        r#"{"tiers":[{"name":"a","max_score":0.5},{"name":"b","max_score":0.4},{"name":"c"}]}"#,
+    );
+    let output = triage(
+        &["route", "--config", config.to_str().unwrap()],
+        &format!("{ROW}\n"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr(&output)
+            .contains("tiers[1].max_score: must be greater than tiers[0].max_score (0.5)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn features_flag_and_usage_errors() {
+    let output = triage(&["route", "--features"], &format!("{ROW}\n"));
+    let result = &lines(&output)[0];
+    assert!(result["features"]["simple_task"]
+        .as_f64()
+        .is_some_and(|value| value > 0.0));
+    let unknown = triage(&["route", "--format", "gemini"], "");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("unknown format"));
+    let no_command = triage(&[], "");
+    assert_eq!(no_command.status.code(), Some(2));
+    assert!(stderr(&no_command).contains("usage: triage route"));
+}

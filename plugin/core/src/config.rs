@@ -1,0 +1,566 @@
+//! The plugin configuration: serde structs that refuse unknown fields, validated into an immutable
+//! [`Config`]; every error names the field path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::features::FEATURE_NAMES;
+use crate::format::ApiFormat;
+use crate::score::Weights;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    path: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The field path, e.g. `tiers[1].max_score`; `(root)` for the document itself.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    route_header: Option<String>,
+    default_tier: Option<String>,
+    route_models: Option<Vec<String>>,
+    tiers: Option<Vec<RawTier>>,
+    rules: Option<Vec<RawRule>>,
+    limits: Option<RawLimits>,
+    weights: Option<RawWeights>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    name: String,
+    model: Option<String>,
+    max_score: Option<f64>,
+    models: Option<RawModels>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModels {
+    openai_chat: Option<String>,
+    openai_responses: Option<String>,
+    anthropic_messages: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    when: RawWhen,
+    tier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhen {
+    path_prefix: Option<String>,
+    header: Option<RawHeader>,
+    model: Option<String>,
+    last_user_regex: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_body_bytes: Option<u64>,
+    max_scan_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeights {
+    #[serde(default)]
+    bias: f64,
+    #[serde(default)]
+    features: BTreeMap<String, f64>,
+}
+
+const DEFAULT_ROUTE_HEADER: &str = "x-triage-route";
+const DEFAULT_TIER: &str = "mid";
+const DEFAULT_ROUTE_MODEL: &str = "auto";
+const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+const DEFAULT_MAX_SCAN_BYTES: u64 = 64 * 1024;
+/// Bounds the memory a rule regex may take inside the VM.
+const RULE_REGEX_SIZE_LIMIT: usize = 1 << 21;
+
+fn default_tiers() -> Vec<RawTier> {
+    let tier = |name: &str, model: &str, max_score: Option<f64>, anthropic: &str| RawTier {
+        name: name.into(),
+        model: Some(model.into()),
+        max_score,
+        models: Some(RawModels {
+            openai_chat: None,
+            openai_responses: None,
+            anthropic_messages: Some(anthropic.into()),
+        }),
+    };
+    vec![
+        tier("small", "gpt-4o-mini", Some(0.35), "claude-haiku-4-5"),
+        tier("mid", "gpt-4o", Some(0.65), "claude-sonnet-4-5"),
+        tier("frontier", "o3", None, "claude-opus-4-1"),
+    ]
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Tier {
+    pub(crate) name: String,
+    pub(crate) max_score: Option<f64>,
+    model: Option<String>,
+    /// Per-format overrides, in [`ApiFormat::ALL`] order.
+    models: [Option<String>; 3],
+}
+
+impl Tier {
+    /// The model this tier writes into a body of `format`, if any.
+    pub(crate) fn model_for(&self, format: ApiFormat) -> Option<&str> {
+        let index = ApiFormat::ALL.iter().position(|known| *known == format);
+        index
+            .and_then(|index| self.models.get(index))
+            .and_then(Option::as_deref)
+            .or(self.model.as_deref())
+    }
+
+    pub(crate) fn lists(&self, model: &str) -> bool {
+        self.model.as_deref() == Some(model) || self.models.iter().flatten().any(|m| m == model)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) tier: usize,
+    pub(crate) when: Condition,
+}
+
+/// All present fields must match.
+#[derive(Clone, Debug)]
+pub(crate) struct Condition {
+    pub(crate) path_prefix: Option<String>,
+    /// (lowercase name, exact value)
+    pub(crate) header: Option<(String, String)>,
+    pub(crate) model: Option<String>,
+    pub(crate) last_user_regex: Option<Regex>,
+}
+
+impl Condition {
+    pub(crate) fn needs_body(&self) -> bool {
+        self.model.is_some() || self.last_user_regex.is_some()
+    }
+}
+
+/// The validated, immutable plugin configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    route_header: String,
+    default_tier: usize,
+    route_models: Vec<String>,
+    pub(crate) tiers: Vec<Tier>,
+    pub(crate) rules: Vec<Rule>,
+    max_body_bytes: usize,
+    pub(crate) max_scan_bytes: usize,
+    pub(crate) weights: Weights,
+}
+
+impl Config {
+    /// Parses and validates a plugin configuration; empty or whitespace-only means the defaults.
+    pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Config::default());
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                let path = error.path().to_string();
+                let path = if path == "." || path == "?" {
+                    "(root)".to_string()
+                } else {
+                    path
+                };
+                ConfigError::new(path, error.into_inner().to_string())
+            })?;
+        deserializer
+            .end()
+            .map_err(|error| ConfigError::new("(root)", error.to_string()))?;
+        validate(raw)
+    }
+
+    pub fn route_header(&self) -> &str {
+        &self.route_header
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Most text bytes that the text features and rule regexes read per request.
+    pub fn max_scan_bytes(&self) -> usize {
+        self.max_scan_bytes
+    }
+
+    /// Lowercase names of the request headers that rules read (the filter fetches only these).
+    pub fn rule_header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in self
+            .rules
+            .iter()
+            .filter_map(|rule| rule.when.header.as_ref())
+        {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    pub fn default_tier_name(&self) -> &str {
+        self.tiers
+            .get(self.default_tier)
+            .map_or("", |tier| tier.name.as_str())
+    }
+
+    /// Tier names, cheapest first.
+    pub fn tier_names(&self) -> Vec<&str> {
+        self.tiers.iter().map(|tier| tier.name.as_str()).collect()
+    }
+
+    pub(crate) fn default_tier(&self) -> usize {
+        self.default_tier
+    }
+
+    /// Whether the router decides for a request that names `model`.
+    pub(crate) fn routes(&self, model: &str) -> bool {
+        self.route_models.iter().any(|routed| routed == model)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        validate(RawConfig::default()).unwrap_or_else(|_| Config {
+            route_header: DEFAULT_ROUTE_HEADER.into(),
+            default_tier: 0,
+            route_models: vec![DEFAULT_ROUTE_MODEL.into()],
+            tiers: vec![Tier {
+                name: DEFAULT_TIER.into(),
+                max_score: None,
+                model: None,
+                models: Default::default(),
+            }],
+            rules: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
+            max_scan_bytes: DEFAULT_MAX_SCAN_BYTES as usize,
+            weights: Weights::default(),
+        })
+    }
+}
+
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// A lowercased HTTP header name that is not a pseudo-header.
+fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    if name.starts_with(':') {
+        return Err(ConfigError::new(
+            path,
+            format!("{name:?} is a pseudo-header"),
+        ));
+    }
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(ConfigError::new(
+            path,
+            format!("{name:?} is not a valid header name"),
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn non_empty(path: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(value) if value.is_empty() => Err(ConfigError::new(path, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
+fn tier_index(tiers: &[Tier], path: &str, name: &str) -> Result<usize, ConfigError> {
+    tiers
+        .iter()
+        .position(|tier| tier.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = tiers.iter().map(|tier| tier.name.as_str()).collect();
+            ConfigError::new(
+                path,
+                format!("no tier named {name:?} (tiers: {})", known.join(", ")),
+            )
+        })
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let route_header = header_name(
+        "route_header",
+        raw.route_header.as_deref().unwrap_or(DEFAULT_ROUTE_HEADER),
+    )?;
+    let route_models = raw
+        .route_models
+        .unwrap_or_else(|| vec![DEFAULT_ROUTE_MODEL.into()]);
+    for (index, model) in route_models.iter().enumerate() {
+        if model.is_empty() {
+            return Err(ConfigError::new(
+                format!("route_models[{index}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    let custom_tiers = raw.tiers.is_some();
+    let tiers = validate_tiers(raw.tiers.unwrap_or_else(default_tiers))?;
+    let default_tier = match &raw.default_tier {
+        Some(name) => tier_index(&tiers, "default_tier", name)?,
+        // Custom tiers without a "mid": fail open to the dearest tier, the quality-safe side.
+        None if custom_tiers => tier_index(&tiers, "default_tier", DEFAULT_TIER)
+            .unwrap_or(tiers.len().saturating_sub(1)),
+        None => tier_index(&tiers, "default_tier", DEFAULT_TIER)?,
+    };
+    let rules = raw
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, rule)| validate_rule(&tiers, index, rule))
+        .collect::<Result<Vec<Rule>, ConfigError>>()?;
+    for (index, rule) in rules.iter().enumerate() {
+        if rules
+            .iter()
+            .take(index)
+            .any(|earlier| earlier.name == rule.name)
+        {
+            return Err(ConfigError::new(
+                format!("rules[{index}].name"),
+                format!("duplicate rule name {:?}", rule.name),
+            ));
+        }
+    }
+    let limits = raw.limits.unwrap_or(RawLimits {
+        max_body_bytes: None,
+        max_scan_bytes: None,
+    });
+    let max_body_bytes = positive_size(
+        "limits.max_body_bytes",
+        limits.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+    )?;
+    let max_scan_bytes = positive_size(
+        "limits.max_scan_bytes",
+        limits.max_scan_bytes.unwrap_or(DEFAULT_MAX_SCAN_BYTES),
+    )?;
+    let weights = match raw.weights {
+        Some(weights) => validate_weights(weights)?,
+        None => Weights::default(),
+    };
+    Ok(Config {
+        route_header,
+        default_tier,
+        route_models,
+        tiers,
+        rules,
+        max_body_bytes,
+        max_scan_bytes,
+        weights,
+    })
+}
+
+fn positive_size(path: &str, value: u64) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(path, "must be at least 1"));
+    }
+    usize::try_from(value)
+        .map_err(|_| ConfigError::new(path, format!("must be at most {}", usize::MAX)))
+}
+
+fn validate_tiers(raw: Vec<RawTier>) -> Result<Vec<Tier>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new("tiers", "must list at least one tier"));
+    }
+    let last = raw.len() - 1;
+    let mut tiers: Vec<Tier> = Vec::with_capacity(raw.len());
+    for (index, tier) in raw.into_iter().enumerate() {
+        let path = format!("tiers[{index}]");
+        let name_is_valid = !tier.name.is_empty()
+            && tier
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_is_valid {
+            return Err(ConfigError::new(
+                format!("{path}.name"),
+                format!("{:?} must match [a-z0-9_-]+", tier.name),
+            ));
+        }
+        if tiers.iter().any(|earlier| earlier.name == tier.name) {
+            return Err(ConfigError::new(
+                format!("{path}.name"),
+                format!("duplicate tier name {:?}", tier.name),
+            ));
+        }
+        let max_score_path = format!("{path}.max_score");
+        match (index == last, tier.max_score) {
+            (true, Some(_)) => {
+                return Err(ConfigError::new(
+                    max_score_path,
+                    "the last tier takes every score above the others and has no max_score",
+                ))
+            }
+            (false, None) => {
+                return Err(ConfigError::new(
+                    max_score_path,
+                    "required on every tier but the last",
+                ))
+            }
+            (false, Some(score)) if !(0.0..=1.0).contains(&score) => {
+                return Err(ConfigError::new(
+                    max_score_path,
+                    format!("must be within [0, 1], got {score}"),
+                ))
+            }
+            _ => {}
+        }
+        let previous = index.checked_sub(1).and_then(|i| tiers.get(i));
+        if let (Some(previous), Some(score)) = (previous, tier.max_score) {
+            if previous.max_score.is_some_and(|before| score <= before) {
+                return Err(ConfigError::new(
+                    max_score_path,
+                    format!(
+                        "must be greater than tiers[{}].max_score ({})",
+                        index - 1,
+                        previous.max_score.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let model = non_empty(&format!("{path}.model"), tier.model)?;
+        let models = match tier.models {
+            None => Default::default(),
+            Some(models) => [
+                non_empty(&format!("{path}.models.openai_chat"), models.openai_chat)?,
+                non_empty(
+                    &format!("{path}.models.openai_responses"),
+                    models.openai_responses,
+                )?,
+                non_empty(
+                    &format!("{path}.models.anthropic_messages"),
+                    models.anthropic_messages,
+                )?,
+            ],
+        };
+        tiers.push(Tier {
+            name: tier.name,
+            max_score: tier.max_score,
+            model,
+            models,
+        });
+    }
+    Ok(tiers)
+}
+
+fn validate_rule(tiers: &[Tier], index: usize, rule: RawRule) -> Result<Rule, ConfigError> {
+    let path = format!("rules[{index}]");
+    if rule.name.is_empty() || !rule.name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            format!("{path}.name"),
+            "must be non-empty visible ASCII without spaces (it is sent in a header)",
+        ));
+    }
+    let tier = tier_index(tiers, &format!("{path}.tier"), &rule.tier)?;
+    let when = rule.when;
+    let header = match when.header {
+        Some(header) => Some((
+            header_name(&format!("{path}.when.header.name"), &header.name)?,
+            header.value,
+        )),
+        None => None,
+    };
+    let last_user_regex = match when.last_user_regex {
+        Some(pattern) => Some(
+            RegexBuilder::new(&pattern)
+                .size_limit(RULE_REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|error| {
+                    ConfigError::new(
+                        format!("{path}.when.last_user_regex"),
+                        format!("invalid regex: {error}"),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let when = Condition {
+        path_prefix: when.path_prefix,
+        header,
+        model: when.model,
+        last_user_regex,
+    };
+    if when.path_prefix.is_none()
+        && when.header.is_none()
+        && when.model.is_none()
+        && when.last_user_regex.is_none()
+    {
+        return Err(ConfigError::new(
+            format!("{path}.when"),
+            "needs at least one of path_prefix, header, model, last_user_regex",
+        ));
+    }
+    Ok(Rule {
+        name: rule.name,
+        tier,
+        when,
+    })
+}
+
+fn validate_weights(raw: RawWeights) -> Result<Weights, ConfigError> {
+    if !raw.bias.is_finite() {
+        return Err(ConfigError::new("weights.bias", "must be a finite number"));
+    }
+    let pairs = raw
+        .features
+        .iter()
+        .map(|(name, weight)| (name.as_str(), *weight));
+    Weights::from_pairs(raw.bias, pairs).map_err(|name| {
+        ConfigError::new(
+            format!("weights.features.{name}"),
+            format!("unknown feature (known: {})", FEATURE_NAMES.join(", ")),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+use super::*;
+
+fn refused(json: &str) -> String {
+    match Config::from_json(json.as_bytes()) {
+        Ok(_) => panic!("accepted: {json}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+const TIERS: &str =
+    r#""tiers":[{"name":"small","model":"s","max_score":0.3},{"name":"big","model":"b"}]"#;
+
+#[test]
+fn defaults_from_empty_and_whitespace() {
+    for json in ["", "  \n", "{}"] {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        assert_eq!(config.route_header(), "x-triage-route");
+        assert_eq!(config.default_tier_name(), "mid");
+        assert_eq!(config.max_body_bytes(), 8 * 1024 * 1024);
+        assert_eq!(config.max_scan_bytes(), 64 * 1024);
+        assert_eq!(config.tier_names(), vec!["small", "mid", "frontier"]);
+        assert!(config.routes("auto") && !config.routes("gpt-4o"));
+        assert!(config.rule_header_names().is_empty());
+        assert_eq!(config.weights, Weights::default());
+    }
+    assert!(
+        validate(RawConfig::default()).is_ok(),
+        "the shipped defaults must validate"
+    );
+    let tiers = &Config::default().tiers;
+    assert_eq!(
+        tiers[0].model_for(ApiFormat::OpenAiChat),
+        Some("gpt-4o-mini")
+    );
+    assert_eq!(
+        tiers[0].model_for(ApiFormat::AnthropicMessages),
+        Some("claude-haiku-4-5")
+    );
+    assert_eq!(tiers[2].model_for(ApiFormat::OpenAiResponses), Some("o3"));
+}
+
+#[test]
+fn the_contract_example_is_accepted() {
+    let json = r#"{
+      "route_header": "X-Triage-Route",
+      "default_tier": "mid",
+      "route_models": ["auto"],
+      "tiers": [
+        {"name": "small", "model": "gpt-4o-mini", "max_score": 0.35,
+         "models": {"anthropic_messages": "claude-haiku-4-5"}},
+        {"name": "mid", "model": "gpt-4o", "max_score": 0.65,
+         "models": {"anthropic_messages": "claude-sonnet-4-5"}},
+        {"name": "frontier", "model": "o3", "models": {"anthropic_messages": "claude-opus-4-1"}}
+      ],
+      "rules": [
+        {"name": "legal-team-frontier", "when": {"header": {"name": "X-Team", "value": "legal"}}, "tier": "frontier"},
+        {"name": "proofs", "when": {"last_user_regex": "(?i)\\bprove\\b"}, "tier": "frontier"},
+        {"name": "legal-2", "when": {"header": {"name": "x-team", "value": "other"}, "path_prefix": "/v1"}, "tier": "small"}
+      ],
+      "limits": {"max_body_bytes": 1000, "max_scan_bytes": 100},
+      "weights": {"bias": -1.5, "features": {"code_lines": 0.8}}
+    }"#;
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    assert_eq!(config.route_header(), "x-triage-route");
+    assert_eq!(config.rule_header_names(), vec!["x-team"]);
+    assert_eq!(
+        (config.max_body_bytes(), config.max_scan_bytes()),
+        (1000, 100)
+    );
+    assert_eq!(config.weights.bias, -1.5);
+    assert_eq!(config.weights.weight("code_lines"), Some(0.8));
+    assert_eq!(
+        config.weights.weight("tokens"),
+        Some(0.0),
+        "weights replace the shipped model entirely"
+    );
+    assert_eq!(config.rules[1].tier, 2);
+}
+
+#[test]
+fn custom_tiers_without_mid_fail_open_to_the_dearest() {
+    let config = Config::from_json(format!("{{{TIERS}}}").as_bytes()).unwrap();
+    assert_eq!(config.default_tier_name(), "big");
+    let explicit =
+        Config::from_json(format!(r#"{{{TIERS},"default_tier":"small"}}"#).as_bytes()).unwrap();
+    assert_eq!(explicit.default_tier_name(), "small");
+}
+
+/// Every validation rule: (config, the field path and words the error must carry).
+#[test]
+fn refusals_name_the_field() {
+    let cases: Vec<(String, &str)> = vec![
+        (r#"{"colour":1}"#.into(), "colour: unknown field"),
+        (r#"{"route_header":5}"#.into(), "route_header: invalid type"),
+        (r#"{"tiers":[{"name":"a","colour":1}]}"#.into(), "tiers[0].colour: unknown field"),
+        (r#"{"tiers":[{"name":"a","models":{"gemini":"x"}}]}"#.into(), "tiers[0].models.gemini: unknown field"),
+        (r#"{"rules":[{"name":"r","tier":"mid","when":{"hedder":{}}}]}"#.into(), "rules[0].when.hedder: unknown field"),
+        (r#"{"limits":{"max_body_bytes":-1}}"#.into(), "limits.max_body_bytes: invalid value"),
+        ("{".into(), "(root): EOF"),
+        ("{} {}".into(), "(root): trailing characters"),
+        (r#"{"route_header":"bad header"}"#.into(), "route_header: \"bad header\" is not a valid header name"),
+        (r#"{"route_header":":path"}"#.into(), "route_header: \":path\" is a pseudo-header"),
+        (r#"{"route_header":""}"#.into(), "route_header: \"\" is not a valid header name"),
+        (r#"{"route_models":["auto",""]}"#.into(), "route_models[1]: must not be empty"),
+        (r#"{"tiers":[]}"#.into(), "tiers: must list at least one tier"),
+        (r#"{"tiers":[{"name":"Mid"}]}"#.into(), "tiers[0].name: \"Mid\" must match [a-z0-9_-]+"),
+        (r#"{"tiers":[{"name":""}]}"#.into(), "tiers[0].name: \"\" must match"),
+        (
+            r#"{"tiers":[{"name":"a","max_score":0.3},{"name":"a"}]}"#.into(),
+            "tiers[1].name: duplicate tier name \"a\"",
+        ),
+        (r#"{"tiers":[{"name":"a"},{"name":"b"}]}"#.into(), "tiers[0].max_score: required on every tier but the last"),
+        (r#"{"tiers":[{"name":"a","max_score":0.5}]}"#.into(), "tiers[0].max_score: the last tier"),
+        (
+            r#"{"tiers":[{"name":"a","max_score":1.5},{"name":"b"}]}"#.into(),
+            "tiers[0].max_score: must be within [0, 1], got 1.5",
+        ),
+        (
+            r#"{"tiers":[{"name":"a","max_score":-0.1},{"name":"b"}]}"#.into(),
+            "tiers[0].max_score: must be within [0, 1]",
+        ),
+        (
+            r#"{"tiers":[{"name":"a","max_score":0.35},{"name":"b","max_score":0.35},{"name":"c"}]}"#.into(),
+            "tiers[1].max_score: must be greater than tiers[0].max_score (0.35)",
+        ),
+        (r#"{"tiers":[{"name":"a","model":""}]}"#.into(), "tiers[0].model: must not be empty"),
+        (
+            r#"{"tiers":[{"name":"a","models":{"openai_responses":""}}]}"#.into(),
+            "tiers[0].models.openai_responses: must not be empty",
+        ),
+        (r#"{"default_tier":"huge"}"#.into(), "default_tier: no tier named \"huge\" (tiers: small, mid, frontier)"),
+        (format!(r#"{{{TIERS},"default_tier":"mid"}}"#), "default_tier: no tier named \"mid\""),
+        (r#"{"rules":[{"name":"r","tier":"huge","when":{"model":"x"}}]}"#.into(), "rules[0].tier: no tier named \"huge\""),
+        (r#"{"rules":[{"name":"r","tier":"mid","when":{}}]}"#.into(), "rules[0].when: needs at least one of"),
+        (r#"{"rules":[{"name":"","tier":"mid","when":{"model":"x"}}]}"#.into(), "rules[0].name: must be non-empty"),
+        (r#"{"rules":[{"name":"a b","tier":"mid","when":{"model":"x"}}]}"#.into(), "rules[0].name: must be non-empty"),
+        (
+            r#"{"rules":[{"name":"r","tier":"mid","when":{"model":"x"}},{"name":"r","tier":"mid","when":{"model":"y"}}]}"#.into(),
+            "rules[1].name: duplicate rule name \"r\"",
+        ),
+        (
+            r#"{"rules":[{"name":"r","tier":"mid","when":{"header":{"name":"x team","value":"v"}}}]}"#.into(),
+            "rules[0].when.header.name: \"x team\" is not a valid header name",
+        ),
+        (
+            r#"{"rules":[{"name":"r","tier":"mid","when":{"last_user_regex":"(unclosed"}}]}"#.into(),
+            "rules[0].when.last_user_regex: invalid regex",
+        ),
+        (
+            r#"{"rules":[{"name":"r","tier":"mid","when":{"last_user_regex":"\\w{1000}\\w{1000}"}}]}"#.into(),
+            "rules[0].when.last_user_regex: invalid regex",
+        ),
+        (r#"{"limits":{"max_body_bytes":0}}"#.into(), "limits.max_body_bytes: must be at least 1"),
+        (r#"{"limits":{"max_scan_bytes":0}}"#.into(), "limits.max_scan_bytes: must be at least 1"),
+        (r#"{"weights":{"features":{"tokenz":1.0}}}"#.into(), "weights.features.tokenz: unknown feature (known: tokens,"),
+        (r#"{"weights":{"bias":"high"}}"#.into(), "weights.bias: invalid type"),
+    ];
+    for (json, expected) in &cases {
+        let message = refused(json);
+        assert!(
+            message.starts_with(expected),
+            "{json}\n  got:      {message}\n  expected: {expected}"
+        );
+    }
+}
+
+#[test]
+fn tier_lookup_helpers() {
+    let config = Config::default();
+    assert!(config.tiers[1].lists("gpt-4o"));
+    assert!(config.tiers[1].lists("claude-sonnet-4-5"));
+    assert!(!config.tiers[1].lists("o3"));
+    let no_model = Config::from_json(br#"{"tiers":[{"name":"only"}]}"#).unwrap();
+    assert_eq!(no_model.tiers[0].model_for(ApiFormat::OpenAiChat), None);
+}
+
+#[test]
+fn config_error_exposes_the_path() {
+    let error = Config::from_json(br#"{"limits":{"max_scan_bytes":0}}"#).unwrap_err();
+    assert_eq!(error.path(), "limits.max_scan_bytes");
+    let boxed: Box<dyn std::error::Error> = Box::new(error);
+    assert!(boxed.to_string().contains("at least 1"));
+}

@@ -1,0 +1,137 @@
+use std::fmt::Write as _;
+
+/// Why a request was sent to the default tier without being scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOpen {
+    EmptyBody,
+    InvalidJson,
+    UnknownShape,
+    BodyTooLarge,
+}
+
+impl FailOpen {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailOpen::EmptyBody => "empty_body",
+            FailOpen::InvalidJson => "invalid_json",
+            FailOpen::UnknownShape => "unknown_shape",
+            FailOpen::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Scored,
+    /// The name of the rule that forced the tier.
+    Rule(String),
+    ExplicitModel,
+    FailOpen(FailOpen),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub tier: String,
+    pub score: Option<f64>,
+    pub model: Option<String>,
+    pub requested_model: Option<String>,
+    pub cause: Cause,
+    pub reasons: Vec<String>,
+}
+
+impl Decision {
+    pub fn score_header(&self) -> Option<String> {
+        self.score.map(|score| format!("{score:.4}"))
+    }
+
+    pub fn reason_header(&self) -> String {
+        let text = match &self.cause {
+            Cause::Scored if self.reasons.is_empty() => "scored: none".to_string(),
+            Cause::Scored => format!("scored: {}", self.reasons.join(", ")),
+            Cause::Rule(name) => format!("rule: {name}"),
+            Cause::ExplicitModel => {
+                format!(
+                    "explicit_model: {}",
+                    self.requested_model.as_deref().unwrap_or("")
+                )
+            }
+            Cause::FailOpen(cause) => format!("fail_open: {}", cause.as_str()),
+        };
+        header_safe(&text)
+    }
+}
+
+/// Model and rule names come from clients and configs: keep the header value visible ASCII.
+fn header_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "?");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(cause: Cause, score: Option<f64>, reasons: &[&str]) -> Decision {
+        Decision {
+            tier: "mid".into(),
+            score,
+            model: None,
+            requested_model: Some("gpt-4o\n".into()),
+            cause,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let cases = [
+            (
+                decision(Cause::Scored, Some(0.42134), &["code+0.41", "math+0.22"]),
+                Some("0.4213"),
+                "scored: code+0.41, math+0.22",
+            ),
+            (
+                decision(Cause::Scored, Some(1.0), &[]),
+                Some("1.0000"),
+                "scored: none",
+            ),
+            (
+                decision(Cause::Rule("proofs".into()), None, &[]),
+                None,
+                "rule: proofs",
+            ),
+            (
+                decision(Cause::ExplicitModel, None, &[]),
+                None,
+                "explicit_model: gpt-4o?",
+            ),
+            (
+                decision(Cause::FailOpen(FailOpen::InvalidJson), None, &[]),
+                None,
+                "fail_open: invalid_json",
+            ),
+            (
+                decision(Cause::FailOpen(FailOpen::BodyTooLarge), None, &[]),
+                None,
+                "fail_open: body_too_large",
+            ),
+        ];
+        for (d, score, reason) in cases {
+            assert_eq!(d.score_header().as_deref(), score);
+            assert_eq!(d.reason_header(), reason);
+        }
+    }
+
+    #[test]
+    fn fail_open_names() {
+        assert_eq!(FailOpen::EmptyBody.as_str(), "empty_body");
+        assert_eq!(FailOpen::UnknownShape.as_str(), "unknown_shape");
+    }
+}

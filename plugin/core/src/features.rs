@@ -1,0 +1,378 @@
+//! Cheap request features, each normalized to [0, 1] before weighting.
+
+use std::sync::LazyLock;
+
+use regex::{RegexSet, RegexSetBuilder};
+
+use crate::format::ParsedRequest;
+use crate::scan;
+
+macro_rules! features {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// One value per feature, each in [0, 1].
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct Features {
+            $($(#[doc = $doc])* pub $name: f64,)*
+        }
+
+        /// Feature names, as `weights.features` keys and in reasons, in [`Features::values`] order.
+        pub const FEATURE_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        impl Features {
+            pub fn values(&self) -> [f64; FEATURE_COUNT] {
+                [$(self.$name),*]
+            }
+        }
+    };
+}
+
+features! {
+    /// Estimated prompt tokens (text bytes / 4, system and tools included), log scale up to 32k.
+    tokens,
+    /// User turns beyond the first, log scale up to 16.
+    turns,
+    /// System prompt tokens, log scale up to 8k.
+    system_prompt,
+    /// Last user message tokens, log scale up to 8k.
+    last_user,
+    /// Fenced code blocks (``` pairs), 2 or more = 1.
+    code_fences,
+    /// Share of non-empty lines that look like code.
+    code_lines,
+    /// LaTeX commands and display-math markers, 4 or more = 1.
+    latex,
+    /// Math vocabulary (theorem, integral, probability...), 3 distinct or more = 1.
+    math_terms,
+    /// Density of arithmetic and comparison operators among non-space characters.
+    operators,
+    /// Density of digits among non-space characters.
+    digits,
+    /// Distinct multi-step reasoning cues (step by step, prove, design, debug...), 2 or more = 1.
+    reasoning_cues,
+    /// Distinct simple-task cues (classify, extract, translate, yes or no...), 2 or more = 1.
+    simple_task,
+    /// Question marks beyond the first, 4 or more extra = 1.
+    questions,
+    /// Distinct constraint words (must, at least, exactly...) and bullet-list lines, 8 or more = 1.
+    constraints,
+    /// Tools defined, log scale up to 16.
+    tools,
+    /// Tool calls and tool results in the history, log scale up to 16.
+    tool_depth,
+    /// Images, log scale up to 8.
+    images,
+    /// Requested max output tokens, log scale up to 32k; 0 when not set.
+    max_tokens,
+    /// Requested reasoning effort: none 0, low 0.33, medium 0.67, high 1; 0 when not set.
+    reasoning_effort,
+    /// 1 when a JSON response format is requested.
+    json_output,
+    /// Share of letters outside the Latin script.
+    non_latin,
+}
+
+pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();
+
+/// `ln(1 + x) / ln(1 + full)`, capped at 1.
+fn log_scale(x: f64, full: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return if x == f64::INFINITY { 1.0 } else { 0.0 };
+    }
+    (x.ln_1p() / full.ln_1p()).min(1.0)
+}
+
+fn ratio(count: usize, full: usize) -> f64 {
+    (count as f64 / full as f64).min(1.0)
+}
+
+fn density(count: usize, total: usize, full: f64) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    (count as f64 / total as f64 / full).min(1.0)
+}
+
+const REASONING_CUES: &[&str] = &[
+    r"\bstep[- ]by[- ]step\b",
+    r"\b(prove|proof|show that|demonstrate that)\b",
+    r"\b(derive|derivation)\b",
+    r"\b(analy[sz]e|analysis)\b",
+    r"\b(compare|contrast)\b",
+    r"\b(explain why|why (does|do|is|are|would))\b",
+    r"\bplan\b",
+    r"\b(design|architect\w*)\b",
+    r"\btrade-?offs?\b",
+    r"\b(optimi[sz]e|optimal|efficient(ly)?)\b",
+    r"\b(debug\w*|stack ?trace|traceback|segfault|bug)\b",
+    r"\b(algorithm|complexity|edge cases?)\b",
+    r"\b(write|implement|code) (a|an) (\w+ ){0,2}(function|program|script|class|method|query)\b",
+    r"\b(evaluate|critique|justify|reason about)\b",
+];
+
+/// "first ... then": both words present count as one sequencing cue.
+const SEQUENCE_CUES: &[&str] = &[r"\bfirst\b", r"\bthen\b"];
+
+const SIMPLE_TASK_CUES: &[&str] = &[
+    r"\b(classify|classification)\b",
+    r"\bcategori[sz]e\b",
+    r"\bextract\b",
+    r"\btranslat(e|ion)\b",
+    r"\b(reformat|convert)\b",
+    r"\bsummari[sz]e\b[a-z ]{0,24}\b(one|1|a single) sentence\b",
+    r"\byes or no\b|\byes/no\b",
+    r"\btrue or false\b",
+    r"\bsentiment\b",
+    r"\blabel\b",
+    r"\b(fix|correct) (the )?(grammar|spelling|typos?)\b|\bproofread\b",
+    r"\b(one|single) word\b|\banswer with (only|just)\b",
+    r"\b(single|one) (choice|letter|option)\b|\bletter of the correct answer\b",
+];
+
+const MATH_TERMS: &[&str] = &[
+    r"\b(theorem|lemma|corollary)\b",
+    r"\b(integral|integrate|derivative|differentiate)\b",
+    r"\b(polynomial|quadratic|equation)s?\b",
+    r"\b(matrix|matrices|eigen\w*|determinant)\b",
+    r"\b(probability|expected value|variance)\b",
+    r"\b(prime|divisible|modulo|gcd|lcm)\b",
+    r"\b(limit|converge\w*|series)\b",
+];
+
+/// Distinct, so that few-shot prompts repeating one instruction do not pile up.
+const CONSTRAINT_WORDS: &[&str] = &[
+    r"\bmust\b",
+    r"\bshould\b",
+    r"\b(at least|no fewer than|no less than)\b",
+    r"\b(at most|no more than)\b",
+    r"\bexactly\b",
+    r"\bwithout\b",
+    r"\bonly\b",
+    r"\b(never|do not|don't)\b",
+    r"\balways\b",
+    r"\b(ensure|make sure)\b",
+    r"\b\d+ (words|sentences|paragraphs|bullet points|items)\b",
+];
+
+/// ASCII-only, case-insensitive: cheap on any text, and every cue is English anyway.
+fn ascii_set(patterns: &[&str]) -> Option<RegexSet> {
+    RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .ok()
+}
+
+static REASONING: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(REASONING_CUES));
+static SEQUENCE: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(SEQUENCE_CUES));
+static SIMPLE_TASK: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(SIMPLE_TASK_CUES));
+static MATH: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(MATH_TERMS));
+static CONSTRAINT: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(CONSTRAINT_WORDS));
+
+/// Distinct patterns of `set` matched anywhere in `segments`.
+fn distinct_matches(set: &LazyLock<Option<RegexSet>>, segments: &[&str]) -> Vec<bool> {
+    let Some(set) = set.as_ref() else {
+        return Vec::new();
+    };
+    let mut seen = vec![false; set.len()];
+    for segment in segments {
+        for index in set.matches(segment).iter() {
+            if let Some(flag) = seen.get_mut(index) {
+                *flag = true;
+            }
+        }
+    }
+    seen
+}
+
+fn count_true(flags: &[bool]) -> usize {
+    flags.iter().filter(|flag| **flag).count()
+}
+
+const CODE_PREFIXES: &[&str] = &[
+    "def ",
+    "fn ",
+    "pub fn ",
+    "class ",
+    "import ",
+    "from ",
+    "return ",
+    "#include",
+    "public ",
+    "private ",
+    "function ",
+    "const ",
+    "let ",
+    "var ",
+    "if (",
+    "for (",
+    "while (",
+    "print(",
+    "console.",
+    ">>> ",
+    "SELECT ",
+    "package ",
+    "using ",
+    "func ",
+    "@",
+    "try:",
+    "except",
+    "elif ",
+    "else:",
+];
+
+fn looks_like_code(line: &str) -> bool {
+    let line = line.trim();
+    line.ends_with(['{', '}', ';'])
+        || (line.ends_with(':') && line.contains('('))
+        || CODE_PREFIXES.iter().any(|prefix| line.starts_with(prefix))
+}
+
+fn is_bullet(line: &str) -> bool {
+    let line = line.trim_start();
+    if line.starts_with("- ") || line.starts_with("* ") || line.starts_with("• ") {
+        return true;
+    }
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && line
+            .as_bytes()
+            .get(digits)
+            .is_some_and(|byte| matches!(byte, b'.' | b')'))
+}
+
+const LATEX_COMMANDS: &[&str] = &[
+    "frac", "dfrac", "sum", "int", "iint", "oint", "sqrt", "lim", "prod", "partial", "infty",
+    "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "sigma", "omega", "pi",
+    "cdot", "times", "leq", "geq", "neq", "le", "ge", "approx", "equiv", "mathbb", "mathbf",
+    "mathrm", "mathcal", "begin", "binom", "pmod", "forall", "exists", "subseteq", "cup", "cap",
+    "vec", "nabla", "log", "ln", "sin", "cos", "tan", "left", "right", "[", "(",
+];
+
+fn latex_markers(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut count = text.matches("$$").count();
+    for (index, _) in bytes.iter().enumerate().filter(|(_, byte)| **byte == b'\\') {
+        let rest = bytes.get(index + 1..).unwrap_or_default();
+        let name_len = rest
+            .iter()
+            .take_while(|byte| byte.is_ascii_alphabetic())
+            .count()
+            .max(1);
+        let name = rest.get(..name_len).unwrap_or_default();
+        if LATEX_COMMANDS
+            .iter()
+            .any(|command| command.as_bytes() == name)
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
+fn is_latin(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || ('\u{00C0}'..='\u{024F}').contains(&c)
+        || ('\u{1E00}'..='\u{1EFF}').contains(&c)
+}
+
+const OPERATORS: &[char] = &[
+    '=', '+', '*', '/', '^', '<', '>', '×', '÷', '±', '√', '∑', '∫', '≤', '≥', '≠',
+];
+
+/// Character, line and marker counts over the scanned text, in one pass per segment.
+#[derive(Default)]
+struct TextCounts {
+    non_space: usize,
+    digits: usize,
+    operators: usize,
+    letters: usize,
+    non_latin_letters: usize,
+    lines: usize,
+    code_lines: usize,
+    bullet_lines: usize,
+    fences: usize,
+    latex: usize,
+}
+
+impl TextCounts {
+    fn add(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                continue;
+            }
+            self.non_space += 1;
+            if c.is_ascii_digit() {
+                self.digits += 1;
+            } else if OPERATORS.contains(&c) {
+                self.operators += 1;
+            } else if c.is_alphabetic() {
+                self.letters += 1;
+                if !is_latin(c) {
+                    self.non_latin_letters += 1;
+                }
+            }
+        }
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            self.lines += 1;
+            self.code_lines += usize::from(looks_like_code(line));
+            self.bullet_lines += usize::from(is_bullet(line));
+        }
+        self.fences += text.matches("```").count();
+        self.latex += latex_markers(text);
+    }
+}
+
+impl Features {
+    /// Computes the features of `request`; text features read at most `max_scan_bytes` of text.
+    pub fn extract(request: &ParsedRequest, max_scan_bytes: usize) -> Features {
+        let system_bytes: usize = request.system.iter().map(|text| text.len()).sum();
+        let message_bytes: usize = request
+            .messages
+            .iter()
+            .map(|message| message.text_bytes())
+            .sum();
+        let prompt_tokens = (system_bytes + message_bytes + request.structured_bytes) as f64 / 4.0;
+        let last_user_bytes = request
+            .last_user_message()
+            .map_or(0, |message| message.text_bytes());
+
+        let segments = scan::all_segments(request, max_scan_bytes);
+        let mut counts = TextCounts::default();
+        for segment in &segments {
+            counts.add(segment);
+        }
+        let last_user = scan::last_user_segments(request, max_scan_bytes);
+        let questions: usize = last_user.iter().map(|text| text.matches('?').count()).sum();
+        let constraint_words = count_true(&distinct_matches(&CONSTRAINT, &segments));
+        let sequence = count_true(&distinct_matches(&SEQUENCE, &segments)) == SEQUENCE_CUES.len();
+        let reasoning =
+            count_true(&distinct_matches(&REASONING, &segments)) + usize::from(sequence);
+
+        Features {
+            tokens: log_scale(prompt_tokens, 32768.0),
+            turns: log_scale(request.user_turns().saturating_sub(1) as f64, 16.0),
+            system_prompt: log_scale(system_bytes as f64 / 4.0, 8192.0),
+            last_user: log_scale(last_user_bytes as f64 / 4.0, 8192.0),
+            code_fences: ratio(counts.fences / 2, 2),
+            code_lines: density(counts.code_lines, counts.lines, 1.0),
+            latex: ratio(counts.latex, 4),
+            math_terms: ratio(count_true(&distinct_matches(&MATH, &segments)), 3),
+            operators: density(counts.operators, counts.non_space, 0.1),
+            digits: density(counts.digits, counts.non_space, 0.25),
+            reasoning_cues: ratio(reasoning, 2),
+            simple_task: ratio(count_true(&distinct_matches(&SIMPLE_TASK, &segments)), 2),
+            questions: ratio(questions.saturating_sub(1), 4),
+            constraints: ratio(constraint_words + counts.bullet_lines, 8),
+            tools: log_scale(request.tools_defined as f64, 16.0),
+            tool_depth: log_scale((request.tool_calls + request.tool_results) as f64, 16.0),
+            images: log_scale(request.images as f64, 8.0),
+            max_tokens: log_scale(request.max_output_tokens.unwrap_or(0.0), 32768.0),
+            reasoning_effort: request.reasoning_effort.unwrap_or(0.0).clamp(0.0, 1.0),
+            json_output: f64::from(u8::from(request.json_output)),
+            non_latin: density(counts.non_latin_letters, counts.letters, 1.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! Rewrites the top-level "model" of a JSON object body, keeping every other byte as it was.
+
+use std::fmt;
+use std::ops::Range;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RewriteError {
+    /// The body does not start with a JSON object.
+    NotAnObject,
+    /// The object is malformed at this byte offset.
+    Malformed { offset: usize },
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RewriteError::NotAnObject => write!(f, "body is not a JSON object"),
+            RewriteError::Malformed { offset } => {
+                write!(f, "malformed JSON object at byte {offset}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}
+
+/// Replaces the value of the top-level "model" key with `model` (a JSON string), keeping every other
+/// byte as it was; inserts `"model":"..."` as the first member when absent. Every top-level "model"
+/// member is replaced, so a duplicate key cannot carry the old model past the router.
+pub fn rewrite_model(body: &[u8], model: &str) -> Result<Vec<u8>, RewriteError> {
+    let scan = scan_object(body)?;
+    let value = json_string(model);
+    let mut out = Vec::with_capacity(body.len() + value.len() + 10);
+    if scan.model_values.is_empty() {
+        let (head, tail) = body.split_at(scan.open_brace + 1);
+        out.extend_from_slice(head);
+        out.extend_from_slice(b"\"model\":");
+        out.extend_from_slice(value.as_bytes());
+        if !scan.is_empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(tail);
+        return Ok(out);
+    }
+    let mut copied = 0;
+    for range in scan.model_values {
+        out.extend_from_slice(body.get(copied..range.start).unwrap_or_default());
+        out.extend_from_slice(value.as_bytes());
+        copied = range.end;
+    }
+    out.extend_from_slice(body.get(copied..).unwrap_or_default());
+    Ok(out)
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+struct ObjectScan {
+    open_brace: usize,
+    is_empty: bool,
+    model_values: Vec<Range<usize>>,
+}
+
+struct Scanner<'b> {
+    bytes: &'b [u8],
+    at: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn malformed(&self) -> RewriteError {
+        RewriteError::Malformed { offset: self.at }
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), RewriteError> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.malformed())
+        }
+    }
+
+    /// Skips a string starting at the opening quote; returns the range inside the quotes.
+    fn string(&mut self) -> Result<Range<usize>, RewriteError> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match self.peek() {
+                None => return Err(self.malformed()),
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(start..self.at - 1);
+                }
+                Some(b'\\') => self.at += 2,
+                Some(_) => self.at += 1,
+            }
+        }
+    }
+
+    /// Skips any value: strings, nested objects and arrays (brackets balanced, strings honoured),
+    /// and scalars up to the next delimiter.
+    fn value(&mut self) -> Result<Range<usize>, RewriteError> {
+        let start = self.at;
+        match self.peek() {
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        None => return Err(self.malformed()),
+                        Some(b'"') => {
+                            self.string()?;
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            Some(_) => {
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                ) {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return Err(self.malformed());
+                }
+            }
+            None => return Err(self.malformed()),
+        }
+        Ok(start..self.at)
+    }
+}
+
+fn is_model_key(raw: &[u8]) -> bool {
+    if raw == b"model" {
+        return true;
+    }
+    // An escaped spelling such as "mod\u0065l" is the same key to every JSON parser.
+    raw.contains(&b'\\')
+        && raw.len() <= 64
+        && std::str::from_utf8(raw)
+            .ok()
+            .and_then(|raw| serde_json::from_str::<String>(&format!("\"{raw}\"")).ok())
+            .is_some_and(|key| key == "model")
+}
+
+fn scan_object(body: &[u8]) -> Result<ObjectScan, RewriteError> {
+    let mut scanner = Scanner { bytes: body, at: 0 };
+    scanner.skip_whitespace();
+    if scanner.peek() != Some(b'{') {
+        return Err(RewriteError::NotAnObject);
+    }
+    let open_brace = scanner.at;
+    scanner.at += 1;
+    let mut model_values = Vec::new();
+    scanner.skip_whitespace();
+    let is_empty = scanner.peek() == Some(b'}');
+    if is_empty {
+        scanner.at += 1;
+    } else {
+        loop {
+            scanner.skip_whitespace();
+            let key = scanner.string()?;
+            scanner.skip_whitespace();
+            scanner.expect(b':')?;
+            scanner.skip_whitespace();
+            let value = scanner.value()?;
+            if is_model_key(body.get(key).unwrap_or_default()) {
+                model_values.push(value);
+            }
+            scanner.skip_whitespace();
+            match scanner.peek() {
+                Some(b',') => scanner.at += 1,
+                Some(b'}') => {
+                    scanner.at += 1;
+                    break;
+                }
+                _ => return Err(scanner.malformed()),
+            }
+        }
+    }
+    scanner.skip_whitespace();
+    if scanner.at != body.len() {
+        return Err(scanner.malformed());
+    }
+    Ok(ObjectScan {
+        open_brace,
+        is_empty,
+        model_values,
+    })
+}
+
+#[cfg(test)]
+mod tests;
