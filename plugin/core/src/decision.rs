@@ -1,5 +1,3 @@
-use std::fmt::Write as _;
-
 /// Why a request was sent to the default tier without being scored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailOpen {
@@ -7,6 +5,8 @@ pub enum FailOpen {
     InvalidJson,
     UnknownShape,
     BodyTooLarge,
+    /// The host could not hand over the buffered body.
+    BodyUnavailable,
 }
 
 impl FailOpen {
@@ -16,6 +16,7 @@ impl FailOpen {
             FailOpen::InvalidJson => "invalid_json",
             FailOpen::UnknownShape => "unknown_shape",
             FailOpen::BodyTooLarge => "body_too_large",
+            FailOpen::BodyUnavailable => "body_unavailable",
         }
     }
 }
@@ -61,17 +62,22 @@ impl Decision {
     }
 }
 
-/// Model and rule names come from clients and configs: keep the header value visible ASCII.
+/// Longest header value triage writes: a client's model name must not bloat every response.
+const MAX_HEADER_VALUE_CHARS: usize = 256;
+
+/// Model and rule names come from clients and configs: keep the header value visible ASCII (no
+/// header injection through a model name) and short.
 fn header_safe(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c == ' ' || c.is_ascii_graphic() {
-            out.push(c);
-        } else {
-            let _ = write!(out, "?");
-        }
-    }
-    out
+    text.chars()
+        .take(MAX_HEADER_VALUE_CHARS)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,6 +133,13 @@ mod tests {
             assert_eq!(d.score_header().as_deref(), score);
             assert_eq!(d.reason_header(), reason);
         }
+    }
+
+    #[test]
+    fn header_values_are_capped() {
+        let mut long = decision(Cause::ExplicitModel, None, &[]);
+        long.requested_model = Some("m".repeat(10_000));
+        assert_eq!(long.reason_header().len(), MAX_HEADER_VALUE_CHARS);
     }
 
     #[test]

@@ -109,7 +109,9 @@ fn decode_map_keys(bytes: &[u8]) -> Vec<String> {
             break;
         };
         keys.push(String::from_utf8_lossy(key).into_owned());
-        cursor = cursor.saturating_add(key_len + 1).saturating_add(value_len + 1);
+        cursor = cursor
+            .saturating_add(key_len + 1)
+            .saturating_add(value_len + 1);
     }
     keys
 }
@@ -195,7 +197,11 @@ mod tests {
 
     #[test]
     fn decodes_keys_of_a_serialized_map() {
-        let bytes = serialize(&[(":path", "/v1/messages"), ("x-triage-route", "small"), ("a", "")]);
+        let bytes = serialize(&[
+            (":path", "/v1/messages"),
+            ("x-triage-route", "small"),
+            ("a", ""),
+        ]);
         assert_eq!(decode_map_keys(&bytes), [":path", "x-triage-route", "a"]);
     }
 

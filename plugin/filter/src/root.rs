@@ -48,7 +48,10 @@ impl RootContext for TriageRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(TriageRequest::new(context_id, Rc::clone(&self.config))))
+        Some(Box::new(TriageRequest::new(
+            context_id,
+            Rc::clone(&self.config),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {
