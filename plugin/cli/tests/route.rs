@@ -8,7 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-fn temp_file(contents: &str) -> PathBuf {
+/// A file in the system temp dir, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_file(contents: &str) -> TempFile {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "triage-cli-{}-{}",
@@ -17,7 +32,7 @@ fn temp_file(contents: &str) -> PathBuf {
     );
     let path = std::env::temp_dir().join(name);
     std::fs::write(&path, contents).unwrap();
-    path
+    TempFile(path)
 }
 
 fn triage(args: &[&str], stdin: &str) -> Output {
@@ -28,12 +43,8 @@ fn triage(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // The binary may exit before reading stdin (a refused config): a broken pipe is not an error.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
@@ -60,7 +71,7 @@ fn routes_dataset_rows_and_bare_bodies_from_a_file() {
     let input = temp_file(&format!(
         "{ROW}\n\n{HARD}\n{anthropic}\n{responses}\n{explicit}\n"
     ));
-    let output = triage(&["route", "--input", input.to_str().unwrap()], "");
+    let output = triage(&["route", "--input", input.path()], "");
     assert!(output.status.success(), "{}", stderr(&output));
     let results = lines(&output);
     assert_eq!(results.len(), 5);
@@ -133,10 +144,7 @@ fn a_config_rule_forces_the_tier() {
         r#"{"rules":[{"name":"french","when":{"last_user_regex":"French"},"tier":"frontier"}],
             "tiers":[{"name":"small","model":"tiny","max_score":0.35},{"name":"mid","max_score":0.65},{"name":"frontier","model":"huge"}]}"#,
     );
-    let output = triage(
-        &["route", "--config", config.to_str().unwrap()],
-        &format!("{ROW}\n"),
-    );
+    let output = triage(&["route", "--config", config.path()], &format!("{ROW}\n"));
     assert!(output.status.success(), "{}", stderr(&output));
     let result = &lines(&output)[0];
     assert_eq!(result["tier"], "frontier");
@@ -150,10 +158,7 @@ fn a_bad_config_is_refused_with_the_field() {
     let config = temp_file(
         r#"{"tiers":[{"name":"a","max_score":0.5},{"name":"b","max_score":0.4},{"name":"c"}]}"#,
     );
-    let output = triage(
-        &["route", "--config", config.to_str().unwrap()],
-        &format!("{ROW}\n"),
-    );
+    let output = triage(&["route", "--config", config.path()], &format!("{ROW}\n"));
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert!(
