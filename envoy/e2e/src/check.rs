@@ -1,0 +1,88 @@
+//! Assertions shared by the tests: what the client got and what the upstream received.
+
+use mock_llm::Received;
+
+use crate::http::Response;
+use crate::stack::Stack;
+
+/// The request was served by `tier`'s mock (answer and upstream agree), the triage headers on the
+/// client's response name it, and the upstream got exactly `upstream_body`. Returns what the upstream
+/// received.
+pub fn routed(stack: &Stack, response: &Response, tier: &str, upstream_body: &str) -> Received {
+    assert_eq!(
+        response.status,
+        200,
+        "status (body: {})\n{}",
+        response.text(),
+        headers_of(response)
+    );
+    assert_eq!(response.header("x-mock-tier"), Some(tier), "x-mock-tier");
+    assert_eq!(
+        response.header("x-triage-tier"),
+        Some(tier),
+        "x-triage-tier"
+    );
+    assert!(
+        response.header("x-triage-reason").is_some(),
+        "x-triage-reason missing\n{}",
+        headers_of(response)
+    );
+    let (served_by, received) = stack.only_upstream_request();
+    assert_eq!(served_by, tier, "tier whose mock received the request");
+    assert_body(&received, upstream_body);
+    assert_eq!(
+        upstream_header(&received, "x-triage-tier"),
+        Some(tier),
+        "x-triage-tier on the upstream request"
+    );
+    received
+}
+
+/// The upstream body is exactly `expected`, and its framing says so.
+pub fn assert_body(received: &Received, expected: &str) {
+    assert_eq!(
+        String::from_utf8_lossy(&received.body),
+        expected,
+        "body the upstream received"
+    );
+    if let Some(length) = upstream_header(received, "content-length") {
+        assert_eq!(
+            length,
+            received.body.len().to_string(),
+            "upstream content-length vs the body it framed"
+        );
+    }
+}
+
+/// The model in the upstream's JSON answer, which echoes the model it received.
+pub fn answered_model(response: &Response) -> String {
+    response.json()["model"]
+        .as_str()
+        .unwrap_or_else(|| panic!("answer without a model: {}", response.text()))
+        .to_owned()
+}
+
+pub fn upstream_header<'a>(received: &'a Received, name: &str) -> Option<&'a str> {
+    received
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every header whose name starts with `x-triage-`.
+pub fn triage_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.starts_with("x-triage-"))
+        .cloned()
+        .collect()
+}
+
+fn headers_of(response: &Response) -> String {
+    response
+        .headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect()
+}

@@ -1,0 +1,311 @@
+//! A small HTTP/1.1 client over `std::net::TcpStream` that sends exactly the framing a test asks for
+//! (content-length or chunked with pauses between chunks) and keeps one connection for many requests.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long a request may take before the test fails as hung.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// No body and no framing header (GET).
+    None,
+    /// Sent with `content-length`.
+    Fixed(Vec<u8>),
+    /// Sent with `transfer-encoding: chunked`, one HTTP chunk per element, `pause` before each but
+    /// the first.
+    Chunked {
+        chunks: Vec<Vec<u8>>,
+        pause: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Sent in order; `host` is added when absent.
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Request {
+    pub fn new(method: &str, path: &str, body: Body) -> Request {
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn get(path: &str) -> Request {
+        Request::new("GET", path, Body::None)
+    }
+
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Request {
+        Request::new("POST", path, Body::Fixed(body.into()))
+            .header("content-type", "application/json")
+    }
+
+    pub fn post_json(path: &str, body: &Value) -> Request {
+        Request::post(path, body.to_string())
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The body's bytes, however they are framed.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match &self.body {
+            Body::None => Vec::new(),
+            Body::Fixed(bytes) => bytes.clone(),
+            Body::Chunked { chunks, .. } => chunks.concat(),
+        }
+    }
+
+    fn head(&self) -> Vec<u8> {
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
+        if !self.has_header("host") {
+            head.push_str("host: triage.test\r\n");
+        }
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        match &self.body {
+            Body::None => {}
+            Body::Fixed(bytes) => head.push_str(&format!("content-length: {}\r\n", bytes.len())),
+            Body::Chunked { .. } => head.push_str("transfer-encoding: chunked\r\n"),
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    fn write_to(&self, mut out: &TcpStream) -> io::Result<()> {
+        out.write_all(&self.head())?;
+        match &self.body {
+            Body::None => {}
+            Body::Fixed(bytes) => out.write_all(bytes)?,
+            Body::Chunked { chunks, pause } => {
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(*pause);
+                    }
+                    if !chunk.is_empty() {
+                        out.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+                        out.write_all(chunk)?;
+                        out.write_all(b"\r\n")?;
+                    }
+                }
+                out.write_all(b"0\r\n\r\n")?;
+            }
+        }
+        out.flush()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Lowercase names, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of the header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One client connection; requests are sent one after the other on it (keep-alive).
+pub struct Connection {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> io::Result<Connection> {
+        Connection::open_with_timeout(addr, DEFAULT_TIMEOUT)
+    }
+
+    pub fn open_with_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<Connection> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Connection { stream, reader })
+    }
+
+    /// Sends `request` while reading the response, so a server that answers before the body is
+    /// complete (413) is seen rather than blocking the write. A write error is reported only when no
+    /// response arrived.
+    pub fn send(&mut self, request: &Request) -> io::Result<Response> {
+        let stream = &self.stream;
+        let reader = &mut self.reader;
+        let head_only = request.method.eq_ignore_ascii_case("HEAD");
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || request.write_to(stream));
+            let response = read_response(reader, head_only);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the request writer thread panicked")));
+            match (response, written) {
+                (Ok(response), _) => Ok(response),
+                (Err(read), Ok(())) => Err(read),
+                (Err(read), Err(write)) => Err(io::Error::new(
+                    read.kind(),
+                    format!("{read} (and writing the request failed: {write})"),
+                )),
+            }
+        })
+    }
+}
+
+fn read_response(reader: &mut impl BufRead, head_only: bool) -> io::Result<Response> {
+    loop {
+        let status_line = read_line(reader)?;
+        let status = parse_status(&status_line)?;
+        let headers = read_headers(reader)?;
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let body = if head_only || status == 204 || status == 304 {
+            Vec::new()
+        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+            read_chunked(reader)?
+        } else if let Some(length) = header("content-length") {
+            let length: usize = length
+                .trim()
+                .parse()
+                .map_err(|_| invalid(format!("bad content-length {length:?}")))?;
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).map_err(timeout_context)?;
+            body
+        } else {
+            let mut body = Vec::new();
+            reader.read_to_end(&mut body).map_err(timeout_context)?;
+            body
+        };
+        return Ok(Response {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+fn parse_status(line: &str) -> io::Result<u16> {
+    let mut parts = line.splitn(3, ' ');
+    match (parts.next(), parts.next()) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/1.") => code
+            .parse()
+            .map_err(|_| invalid(format!("bad status line {line:?}"))),
+        _ => Err(invalid(format!("bad status line {line:?}"))),
+    }
+}
+
+fn read_headers(reader: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(reader)?;
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header line {line:?}")))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let size_line = read_line(reader)?;
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| invalid(format!("bad chunk size line {size_line:?}")))?;
+        if size == 0 {
+            read_headers(reader)?; // trailers
+            return Ok(body);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader
+            .read_exact(&mut body[start..])
+            .map_err(timeout_context)?;
+        if !read_line(reader)?.is_empty() {
+            return Err(invalid("chunk not followed by CRLF".to_owned()));
+        }
+    }
+}
+
+/// One line without its CRLF; EOF before any byte is an error (the server closed the connection).
+fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
+    let mut line = Vec::new();
+    if reader
+        .read_until(b'\n', &mut line)
+        .map_err(timeout_context)?
+        == 0
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the server closed the connection",
+        ));
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).map_err(|_| invalid("non-UTF-8 line in the response head".to_owned()))
+}
+
+fn timeout_context(error: io::Error) -> io::Error {
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no (complete) response before the timeout: the request hung",
+        ),
+        _ => error,
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}

@@ -1,0 +1,18 @@
+//! Real-Envoy test harness for triage: renders the shipped Envoy template, runs Envoy as a subprocess
+//! in front of in-process mock LLM tiers, and talks to it over a small HTTP/1.1 client that controls
+//! framing (content-length, chunked, keep-alive) byte for byte.
+//!
+//! This crate only serves tests: a failed step panics with what went wrong and what Envoy logged.
+#![allow(clippy::panic, clippy::expect_used)]
+
+pub mod bodies;
+pub mod check;
+pub mod http;
+pub mod paths;
+pub mod plugin_config;
+pub mod render;
+pub mod stack;
+
+pub use http::{Body, Connection, Request, Response};
+pub use render::{Flavour, Ports};
+pub use stack::{validate, Stack, StackOptions, StartError, TIERS};

@@ -1,0 +1,32 @@
+//! Where the repository, Envoy and the filter's .wasm are.
+
+use std::path::PathBuf;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `TRIAGE_ENVOY`, else `<repo>/.venv/bin/envoy`.
+pub fn envoy_binary() -> PathBuf {
+    existing("TRIAGE_ENVOY", repo_root().join(".venv/bin/envoy"), "Envoy")
+}
+
+/// `TRIAGE_WASM`, else `<repo>/target/wasm32-wasip1/release/triage.wasm`.
+pub fn filter_wasm() -> PathBuf {
+    existing(
+        "TRIAGE_WASM",
+        repo_root().join("target/wasm32-wasip1/release/triage.wasm"),
+        "the triage filter (.wasm)",
+    )
+}
+
+fn existing(variable: &str, default: PathBuf, what: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map_or(default, PathBuf::from);
+    if !path.is_file() {
+        panic!(
+            "{what} not found at {}: run `bash envoy/setup.sh` in the repository (or set {variable})",
+            path.display()
+        );
+    }
+    path
+}

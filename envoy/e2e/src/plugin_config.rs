@@ -1,0 +1,48 @@
+//! Plugin configurations for the tests, derived from the shipped one.
+
+use serde_json::{json, Value};
+
+use crate::paths::repo_root;
+
+/// Request header whose value forces the tier of the same name (a rule in [`forcing`]), so routing
+/// tests do not depend on score tuning.
+pub const FORCE_TIER_HEADER: &str = "x-e2e-force-tier";
+
+/// `envoy/plugin-config.json`.
+pub fn shipped() -> Value {
+    let path = repo_root().join("envoy/plugin-config.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The shipped config with one rule per tier, first in order: `x-e2e-force-tier: <tier>` forces it.
+pub fn forcing() -> Value {
+    let mut config = shipped();
+    let tiers: Vec<String> = config["tiers"]
+        .as_array()
+        .expect("shipped config has tiers")
+        .iter()
+        .map(|tier| tier["name"].as_str().expect("tier name").to_owned())
+        .collect();
+    let mut rules: Vec<Value> = tiers
+        .iter()
+        .map(|tier| {
+            json!({
+                "name": format!("force-{tier}"),
+                "when": {"header": {"name": FORCE_TIER_HEADER, "value": tier}},
+                "tier": tier,
+            })
+        })
+        .collect();
+    rules.extend(config["rules"].as_array().cloned().unwrap_or_default());
+    config["rules"] = Value::Array(rules);
+    config
+}
+
+/// [`forcing`] with `limits.max_body_bytes` set.
+pub fn forcing_with_max_body(max_body_bytes: usize) -> Value {
+    let mut config = forcing();
+    config["limits"]["max_body_bytes"] = json!(max_body_bytes);
+    config
+}

