@@ -78,7 +78,8 @@ impl Default for Weights {
 pub struct Score {
     /// In [0, 1].
     pub value: f64,
-    /// The top 3 positive contributions `w_i * x_i`, largest first, as "name+0.41".
+    /// The 3 contributions `w_i * x_i` that moved the score most, either way, largest first, as
+    /// "simple_task-2.40" or "latex+1.00": a cheap tier is explained by what pulled it down.
     pub reasons: Vec<String>,
 }
 
@@ -92,12 +93,12 @@ pub fn score(weights: &Weights, features: &Features) -> Score {
         .collect();
     let logit = weights.bias + contributions.iter().map(|(_, c)| c).sum::<f64>();
     let value = 1.0 / (1.0 + (-logit).exp());
-    contributions.retain(|(_, contribution)| *contribution > 0.0);
-    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+    contributions.retain(|(_, contribution)| *contribution != 0.0);
+    contributions.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     let reasons = contributions
         .iter()
         .take(TOP_REASONS)
-        .map(|(name, contribution)| format!("{name}+{contribution:.2}"))
+        .map(|(name, contribution)| format!("{name}{contribution:+.2}"))
         .collect();
     Score {
         value: if value.is_nan() { 0.5 } else { value },
@@ -147,21 +148,21 @@ mod tests {
             latex: 0.3,
             tokens: 1.0,
             questions: 1.0,
-            simple_task: 0.1,
+            simple_task: 0.2,
             ..Features::default()
         };
         let scored = score(&weights, &features);
-        let logit: f64 = -1.0 + 1.0 + 0.3 + 0.5 + 0.1 - 0.3;
+        let logit: f64 = -1.0 + 1.0 + 0.3 + 0.5 + 0.1 - 0.6;
         assert!((scored.value - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
         assert_eq!(
             scored.reasons,
-            vec!["code_lines+1.00", "tokens+0.50", "latex+0.30"]
+            vec!["code_lines+1.00", "simple_task-0.60", "tokens+0.50"]
         );
     }
 
     #[test]
-    fn no_positive_contribution_no_reason() {
-        let weights = Weights::from_pairs(0.0, [("simple_task", -1.0)]).unwrap();
+    fn a_negative_contribution_is_a_reason_and_zero_is_none() {
+        let weights = Weights::from_pairs(0.0, [("simple_task", -1.0), ("latex", 1.0)]).unwrap();
         let scored = score(
             &weights,
             &Features {
@@ -169,7 +170,7 @@ mod tests {
                 ..Features::default()
             },
         );
-        assert!(scored.reasons.is_empty());
+        assert_eq!(scored.reasons, vec!["simple_task-1.00"]);
         assert!(scored.value < 0.5);
     }
 
