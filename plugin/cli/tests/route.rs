@@ -181,5 +181,5 @@ fn features_flag_and_usage_errors() {
     assert!(stderr(&unknown).contains("unknown format"));
     let no_command = triage(&[], "");
     assert_eq!(no_command.status.code(), Some(2));
-    assert!(stderr(&no_command).contains("usage: triage route"));
+    assert!(stderr(&no_command).contains("Usage: triage <COMMAND>"));
 }
