@@ -10,6 +10,7 @@ use triage_e2e::{plugin_config, validate, Connection, Request, Stack, StackOptio
 
 fn max_score_out_of_order() -> serde_json::Value {
     let mut config = plugin_config::shipped();
+    config["tiers"][0]["max_score"] = json!(0.35);
     config["tiers"][1]["max_score"] = json!(0.2);
     config
 }

@@ -1,15 +1,15 @@
 //! The plugin configuration: serde structs that refuse unknown fields, validated into an immutable
 //! [`Config`]; every error names the field path.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use crate::features::FEATURE_NAMES;
 use crate::format::ApiFormat;
-use crate::score::Weights;
+use crate::model::Model;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -48,7 +48,8 @@ struct RawConfig {
     tiers: Option<Vec<RawTier>>,
     rules: Option<Vec<RawRule>>,
     limits: Option<RawLimits>,
-    weights: Option<RawWeights>,
+    /// A model file's object, embedded (the filter reads no files).
+    model: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -99,15 +100,6 @@ struct RawLimits {
     max_scan_bytes: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeights {
-    #[serde(default)]
-    bias: f64,
-    #[serde(default)]
-    features: BTreeMap<String, f64>,
-}
-
 const DEFAULT_ROUTE_HEADER: &str = "x-triage-route";
 const DEFAULT_TIER: &str = "mid";
 const DEFAULT_ROUTE_MODEL: &str = "auto";
@@ -127,9 +119,10 @@ fn default_tiers() -> Vec<RawTier> {
             anthropic_messages: Some(anthropic.into()),
         }),
     };
+    // No max_score: the shipped model's calibrated thresholds apply.
     vec![
-        tier("small", "gpt-4o-mini", Some(0.35), "claude-haiku-4-5"),
-        tier("mid", "gpt-4o", Some(0.65), "claude-sonnet-4-5"),
+        tier("small", "gpt-4o-mini", None, "claude-haiku-4-5"),
+        tier("mid", "gpt-4o", None, "claude-sonnet-4-5"),
         tier("frontier", "o3", None, "claude-opus-4-1"),
     ]
 }
@@ -137,6 +130,7 @@ fn default_tiers() -> Vec<RawTier> {
 #[derive(Clone, Debug)]
 pub(crate) struct Tier {
     pub(crate) name: String,
+    /// Some on every tier but the last: the config's, else the model's threshold.
     pub(crate) max_score: Option<f64>,
     model: Option<String>,
     /// Per-format overrides, in [`ApiFormat::ALL`] order.
@@ -181,6 +175,22 @@ impl Condition {
     }
 }
 
+/// The shipped model is shared, not copied, by every config that names none.
+#[derive(Clone, Debug)]
+enum ConfigModel {
+    Shipped(&'static Model),
+    Embedded(Arc<Model>),
+}
+
+impl ConfigModel {
+    fn get(&self) -> &Model {
+        match self {
+            ConfigModel::Shipped(model) => model,
+            ConfigModel::Embedded(model) => model,
+        }
+    }
+}
+
 /// The validated, immutable plugin configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -191,7 +201,7 @@ pub struct Config {
     pub(crate) rules: Vec<Rule>,
     max_body_bytes: usize,
     pub(crate) max_scan_bytes: usize,
-    pub(crate) weights: Weights,
+    model: ConfigModel,
 }
 
 impl Config {
@@ -256,6 +266,20 @@ impl Config {
         self.tiers.iter().map(|tier| tier.name.as_str()).collect()
     }
 
+    /// The score upper bound of every tier but the last, cheapest first: the config's `max_score`s,
+    /// else the model's thresholds.
+    pub fn thresholds(&self) -> Vec<f64> {
+        self.tiers
+            .iter()
+            .filter_map(|tier| tier.max_score)
+            .collect()
+    }
+
+    /// The embedded model, else the shipped one.
+    pub fn model(&self) -> &Model {
+        self.model.get()
+    }
+
     pub(crate) fn default_tier(&self) -> usize {
         self.default_tier
     }
@@ -281,7 +305,7 @@ impl Default for Config {
             rules: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             max_scan_bytes: DEFAULT_MAX_SCAN_BYTES as usize,
-            weights: Weights::default(),
+            model: ConfigModel::Shipped(Model::shipped()),
         })
     }
 }
@@ -343,8 +367,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
+    let model = match raw.model {
+        Some(raw) => ConfigModel::Embedded(Arc::new(embedded_model(&raw)?)),
+        None => ConfigModel::Shipped(Model::shipped()),
+    };
     let custom_tiers = raw.tiers.is_some();
-    let tiers = validate_tiers(raw.tiers.unwrap_or_else(default_tiers))?;
+    let tiers = validate_tiers(raw.tiers.unwrap_or_else(default_tiers), &model)?;
     let default_tier = match &raw.default_tier {
         Some(name) => tier_index(&tiers, "default_tier", name)?,
         // Custom tiers without a "mid": fail open to the dearest tier, the quality-safe side.
@@ -383,10 +411,6 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         "limits.max_scan_bytes",
         limits.max_scan_bytes.unwrap_or(DEFAULT_MAX_SCAN_BYTES),
     )?;
-    let weights = match raw.weights {
-        Some(weights) => validate_weights(weights)?,
-        None => Weights::default(),
-    };
     Ok(Config {
         route_header,
         default_tier,
@@ -395,7 +419,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         rules,
         max_body_bytes,
         max_scan_bytes,
-        weights,
+        model,
     })
 }
 
@@ -407,7 +431,24 @@ fn positive_size(path: &str, value: u64) -> Result<usize, ConfigError> {
         .map_err(|_| ConfigError::new(path, format!("must be at most {}", usize::MAX)))
 }
 
-fn validate_tiers(raw: Vec<RawTier>) -> Result<Vec<Tier>, ConfigError> {
+fn embedded_model(raw: &RawValue) -> Result<Model, ConfigError> {
+    if raw.get().starts_with('"') {
+        return Err(ConfigError::new(
+            "model",
+            "must be the model object itself, not a file name: the filter reads no files \
+             (`triage calibrate` writes a config with the model embedded)",
+        ));
+    }
+    Model::from_json(raw.get().as_bytes()).map_err(|error| {
+        let path = match error.field() {
+            "(root)" => "model".to_string(),
+            field => format!("model.{field}"),
+        };
+        ConfigError::new(path, error.message())
+    })
+}
+
+fn validate_tiers(raw: Vec<RawTier>, model: &ConfigModel) -> Result<Vec<Tier>, ConfigError> {
     if raw.is_empty() {
         return Err(ConfigError::new("tiers", "must list at least one tier"));
     }
@@ -438,12 +479,6 @@ fn validate_tiers(raw: Vec<RawTier>) -> Result<Vec<Tier>, ConfigError> {
                 return Err(ConfigError::new(
                     max_score_path,
                     "the last tier takes every score above the others and has no max_score",
-                ))
-            }
-            (false, None) => {
-                return Err(ConfigError::new(
-                    max_score_path,
-                    "required on every tier but the last",
                 ))
             }
             (false, Some(score)) if !(0.0..=1.0).contains(&score) => {
@@ -489,7 +524,49 @@ fn validate_tiers(raw: Vec<RawTier>) -> Result<Vec<Tier>, ConfigError> {
             models,
         });
     }
+    thresholds_from_model(&mut tiers, model)?;
     Ok(tiers)
+}
+
+/// Every tier but the last gives `max_score` (the config wins), or none does and the model's
+/// thresholds apply, which needs a model calibrated for the same tiers.
+fn thresholds_from_model(tiers: &mut [Tier], model: &ConfigModel) -> Result<(), ConfigError> {
+    let Some((_, priced)) = tiers.split_last_mut() else {
+        return Ok(());
+    };
+    let given = priced
+        .iter()
+        .filter(|tier| tier.max_score.is_some())
+        .count();
+    if given == priced.len() {
+        return Ok(());
+    }
+    if let Some(index) = priced.iter().position(|tier| tier.max_score.is_none()) {
+        if given > 0 {
+            return Err(ConfigError::new(
+                format!("tiers[{index}].max_score"),
+                "required on every tier but the last once one sets it \
+                 (or set none to use the model's thresholds)",
+            ));
+        }
+    }
+    let model = model.get();
+    let names: Vec<&str> = tiers.iter().map(|tier| tier.name.as_str()).collect();
+    if model.tiers != names {
+        return Err(ConfigError::new(
+            "model.tiers",
+            format!(
+                "the model's thresholds are for tiers [{}], not [{}]: set tiers[].max_score \
+                 on every tier but the last, or use a model calibrated for these tiers",
+                model.tiers.join(", "),
+                names.join(", ")
+            ),
+        ));
+    }
+    for (tier, threshold) in tiers.iter_mut().zip(&model.thresholds) {
+        tier.max_score = Some(*threshold);
+    }
+    Ok(())
 }
 
 fn validate_rule(tiers: &[Tier], index: usize, rule: RawRule) -> Result<Rule, ConfigError> {
@@ -543,22 +620,6 @@ fn validate_rule(tiers: &[Tier], index: usize, rule: RawRule) -> Result<Rule, Co
         name: rule.name,
         tier,
         when,
-    })
-}
-
-fn validate_weights(raw: RawWeights) -> Result<Weights, ConfigError> {
-    if !raw.bias.is_finite() {
-        return Err(ConfigError::new("weights.bias", "must be a finite number"));
-    }
-    let pairs = raw
-        .features
-        .iter()
-        .map(|(name, weight)| (name.as_str(), *weight));
-    Weights::from_pairs(raw.bias, pairs).map_err(|name| {
-        ConfigError::new(
-            format!("weights.features.{name}"),
-            format!("unknown feature (known: {})", FEATURE_NAMES.join(", ")),
-        )
     })
 }
 

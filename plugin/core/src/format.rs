@@ -28,11 +28,17 @@ impl ApiFormat {
             return None;
         }
         let path = path.split_once('?').map_or(path, |(path, _)| path);
-        match path {
-            "/v1/chat/completions" => Some(ApiFormat::OpenAiChat),
-            "/v1/responses" => Some(ApiFormat::OpenAiResponses),
-            "/v1/messages" => Some(ApiFormat::AnthropicMessages),
-            _ => None,
+        ApiFormat::ALL
+            .into_iter()
+            .find(|format| format.path() == path)
+    }
+
+    /// The API path requests of this format are sent to.
+    pub fn path(&self) -> &'static str {
+        match self {
+            ApiFormat::OpenAiChat => "/v1/chat/completions",
+            ApiFormat::OpenAiResponses => "/v1/responses",
+            ApiFormat::AnthropicMessages => "/v1/messages",
         }
     }
 

@@ -1,13 +1,12 @@
-//! The routing decision: rules, then explicit models, then fail-open, then the score thresholds.
+//! The routing decision: rules, then explicit models, then fail-open, then the model's calibrated
+//! probability against the tier thresholds.
 
 use std::borrow::Cow;
 
 use crate::config::{Condition, Config};
 use crate::decision::{Cause, Decision, FailOpen};
-use crate::features::Features;
 use crate::format::{parse_request, probe_model, ApiFormat, ModelField, ParsedRequest};
 use crate::scan;
-use crate::score::score;
 
 /// What the filter knows from the request headers.
 #[derive(Clone, Copy, Debug)]
@@ -109,16 +108,21 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
             return decision(config.default_tier(), None, Cause::FailOpen(cause), reasons);
         }
     };
-    let scored = score(
-        &config.weights,
-        &Features::extract(&request, config.max_scan_bytes),
-    );
+    let prediction = config.model().predict(&request, config.max_scan_bytes);
     let tier = config
         .tiers
         .iter()
-        .position(|tier| tier.max_score.is_some_and(|max| scored.value <= max))
+        .position(|tier| {
+            tier.max_score
+                .is_some_and(|max| prediction.probability <= max)
+        })
         .unwrap_or(config.tiers.len().saturating_sub(1));
-    decision(tier, Some(scored.value), Cause::Scored, scored.reasons)
+    decision(
+        tier,
+        Some(prediction.probability),
+        Cause::Scored,
+        prediction.reasons,
+    )
 }
 
 /// Fail-open decision without a body (e.g. body over the cap): the body stays untouched.

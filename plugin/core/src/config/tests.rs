@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Model;
 
 fn refused(json: &str) -> String {
     match Config::from_json(json.as_bytes()) {
@@ -21,7 +22,12 @@ fn defaults_from_empty_and_whitespace() {
         assert_eq!(config.tier_names(), vec!["small", "mid", "frontier"]);
         assert!(config.routes("auto") && !config.routes("gpt-4o"));
         assert!(config.rule_header_names().is_empty());
-        assert_eq!(config.weights, Weights::default());
+        assert!(std::ptr::eq(config.model(), Model::shipped()));
+        assert_eq!(
+            config.thresholds(),
+            Model::shipped().thresholds,
+            "default tiers take the shipped model's thresholds"
+        );
     }
     assert!(
         validate(RawConfig::default()).is_ok(),
@@ -58,8 +64,15 @@ fn the_contract_example_is_accepted() {
         {"name": "legal-2", "when": {"header": {"name": "x-team", "value": "other"}, "path_prefix": "/v1"}, "tier": "small"}
       ],
       "limits": {"max_body_bytes": 1000, "max_scan_bytes": 100},
-      "weights": {"bias": -1.5, "features": {"code_lines": 0.8}}
+      "model": MODEL
     }"#;
+    let mut model = Model::hand_set(4);
+    model.bias = -1.5;
+    model.dense.fill(0.0);
+    model.dense[5] = 0.8;
+    model.sparse[3] = 0.25;
+    model.thresholds = vec![0.2, 0.9];
+    let json = json.replace("MODEL", &model.to_json());
     let config = Config::from_json(json.as_bytes()).unwrap();
     assert_eq!(config.route_header(), "x-triage-route");
     assert_eq!(config.rule_header_names(), vec!["x-team"]);
@@ -67,12 +80,17 @@ fn the_contract_example_is_accepted() {
         (config.max_body_bytes(), config.max_scan_bytes()),
         (1000, 100)
     );
-    assert_eq!(config.weights.bias, -1.5);
-    assert_eq!(config.weights.weight("code_lines"), Some(0.8));
+    assert_eq!(config.model(), &model, "the embedded model, bit for bit");
+    assert_eq!(config.model().dense_weight("code_lines"), Some(0.8));
     assert_eq!(
-        config.weights.weight("tokens"),
+        config.model().dense_weight("tokens"),
         Some(0.0),
-        "weights replace the shipped model entirely"
+        "the embedded model replaces the shipped one entirely"
+    );
+    assert_eq!(
+        config.thresholds(),
+        vec![0.35, 0.65],
+        "the config's max_score wins over the model's thresholds"
     );
     assert_eq!(config.rules[1].tier, 2);
 }
@@ -109,7 +127,18 @@ fn refusals_name_the_field() {
             r#"{"tiers":[{"name":"a","max_score":0.3},{"name":"a"}]}"#.into(),
             "tiers[1].name: duplicate tier name \"a\"",
         ),
-        (r#"{"tiers":[{"name":"a"},{"name":"b"}]}"#.into(), "tiers[0].max_score: required on every tier but the last"),
+        (
+            r#"{"tiers":[{"name":"a"},{"name":"b"}]}"#.into(),
+            "model.tiers: the model's thresholds are for tiers [small, mid, frontier], not [a, b]: set tiers[].max_score",
+        ),
+        (
+            r#"{"tiers":[{"name":"a","max_score":0.3},{"name":"b"},{"name":"c"}]}"#.into(),
+            "tiers[1].max_score: required on every tier but the last once one sets it",
+        ),
+        (
+            r#"{"tiers":[{"name":"a"},{"name":"b","max_score":0.3},{"name":"c"}]}"#.into(),
+            "tiers[0].max_score: required on every tier but the last once one sets it",
+        ),
         (r#"{"tiers":[{"name":"a","max_score":0.5}]}"#.into(), "tiers[0].max_score: the last tier"),
         (
             r#"{"tiers":[{"name":"a","max_score":1.5},{"name":"b"}]}"#.into(),
@@ -152,8 +181,10 @@ fn refusals_name_the_field() {
         ),
         (r#"{"limits":{"max_body_bytes":0}}"#.into(), "limits.max_body_bytes: must be at least 1"),
         (r#"{"limits":{"max_scan_bytes":0}}"#.into(), "limits.max_scan_bytes: must be at least 1"),
-        (r#"{"weights":{"features":{"tokenz":1.0}}}"#.into(), "weights.features.tokenz: unknown feature (known: tokens,"),
-        (r#"{"weights":{"bias":"high"}}"#.into(), "weights.bias: invalid type"),
+        (r#"{"weights":{"bias":1.0}}"#.into(), "weights: unknown field"),
+        (r#"{"model":"models/default.json"}"#.into(), "model: must be the model object itself, not a file name"),
+        (r#"{"model":{"format":"triage-model"}}"#.into(), "model: missing field `version`"),
+        (r#"{"model":{"format":1}}"#.into(), "model.format: invalid type"),
     ];
     for (json, expected) in &cases {
         let message = refused(json);

@@ -22,9 +22,12 @@ fn feature(features: &Features, name: &str) -> f64 {
 
 #[test]
 fn cue_regexes_compile() {
-    for set in [&REASONING, &SEQUENCE, &SIMPLE_TASK, &MATH, &CONSTRAINT] {
-        assert!(set.is_some());
-    }
+    let set = CUES.as_ref().expect("the cue set compiles");
+    assert_eq!(set.len(), CUE_COUNT);
+    assert_eq!(
+        CUE_LISTS.iter().map(|list| list.len()).sum::<usize>(),
+        CUE_COUNT
+    );
 }
 
 /// (feature, body that moves it, body that does not).

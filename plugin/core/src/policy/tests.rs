@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Model;
 
 const CHAT: &str = "/v1/chat/completions";
 
@@ -22,6 +23,21 @@ fn config(json: &str) -> Config {
     Config::from_json(json.as_bytes()).unwrap()
 }
 
+/// A config embedding the hand-set weights (thresholds 0.35 / 0.65), whatever model is shipped: these
+/// tests are about the policy, not about what the trained model learned.
+fn hand_set_config(tiers: &str) -> Config {
+    let model = Model::hand_set(1).to_json();
+    config(&format!(r#"{{{tiers}"model":{model}}}"#))
+}
+
+/// A model whose probability is `sigmoid(bias)` for any request.
+fn constant_model(bias: f64) -> String {
+    let mut model = Model::hand_set(1);
+    model.bias = bias;
+    model.dense.fill(0.0);
+    model.to_json()
+}
+
 const RULES: &str = r#"{"rules":[
     {"name":"legal","when":{"header":{"name":"X-Team","value":"legal"}},"tier":"frontier"},
     {"name":"batch","when":{"path_prefix":"/batch"},"tier":"small"},
@@ -30,8 +46,8 @@ const RULES: &str = r#"{"rules":[
     "route_models":["auto","cheap"]}"#;
 
 #[test]
-fn default_thresholds_pick_tiers() {
-    let config = Config::default();
+fn model_thresholds_pick_tiers() {
+    let config = hand_set_config("");
     let cases = [
         ("Translate 'good morning' to French.", "small"),
         ("Classify the sentiment of this review as positive or negative: great phone!", "small"),
@@ -68,7 +84,7 @@ fn default_thresholds_pick_tiers() {
 
 #[test]
 fn scored_decision_rewrites_the_routable_model_per_format() {
-    let config = Config::default();
+    let config = hand_set_config("");
     let simple = "Translate 'hi' to French.";
     let decision = decide(
         &config,
@@ -110,8 +126,8 @@ fn scored_decision_rewrites_the_routable_model_per_format() {
 }
 
 fn config_with_small_model(model: &str) -> Config {
-    config(&format!(
-        r#"{{"tiers":[{{"name":"small","model":"{model}","max_score":0.35}},{{"name":"mid","max_score":0.65}},{{"name":"frontier","model":"o3"}}]}}"#
+    hand_set_config(&format!(
+        r#""tiers":[{{"name":"small","model":"{model}","max_score":0.35}},{{"name":"mid","max_score":0.65}},{{"name":"frontier","model":"o3"}}],"#
     ))
 }
 
@@ -140,7 +156,8 @@ fn thresholds_are_inclusive_and_the_last_tier_takes_the_rest() {
     for (bias, tier) in cases {
         let config = config(&format!(
             r#"{{"tiers":[{{"name":"small","max_score":0.2}},{{"name":"mid","max_score":0.5}},{{"name":"frontier"}}],
-                "weights":{{"bias":{bias}}}}}"#
+                "model":{}}}"#,
+            constant_model(bias)
         ));
         let decision = decide(&config, &head(ApiFormat::OpenAiChat), &body);
         assert_eq!(
