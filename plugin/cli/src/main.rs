@@ -1,6 +1,9 @@
 //! The `triage` command line: the filter's routing core, offline.
 
+mod calibrate;
+mod eval;
 mod route;
+mod train;
 
 use std::process::ExitCode;
 
@@ -21,11 +24,20 @@ struct Cli {
 enum Command {
     /// Decide a tier for each request body or dataset row (JSON lines).
     Route(route::RouteArgs),
+    /// Measure the router's quality and cost on routing-dataset rows, beside its baselines.
+    Eval(eval::EvalArgs),
+    /// Fit the router's model on routing-dataset rows, with k-fold cross-validation.
+    Train(train::TrainArgs),
+    /// Set the tier thresholds to meet a target and write the plugin config with the model.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Route(args) => route::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -22,6 +22,82 @@ pub struct RouteArgs {
     /// Add "features", the scorer's inputs, to every output line.
     #[arg(long)]
     features: bool,
+    /// Who decides: the core compiled into this binary, or the shipped triage.wasm run by the
+    /// wasmtime host exactly as Envoy drives it (needs the `wasm-engine` build feature; its score is
+    /// x-triage-score's 4 decimals).
+    #[arg(long, value_enum, default_value_t = EngineKind::Native)]
+    engine: EngineKind,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Native,
+    Wasm,
+}
+
+/// What `route` prints of a decision, whichever engine made it.
+struct Routed {
+    tier: String,
+    score: Option<f64>,
+    model: Option<String>,
+    reasons: Vec<String>,
+}
+
+enum Engine {
+    Native,
+    #[cfg(feature = "wasm-engine")]
+    Wasm(Box<triage_host::ModuleRouter>),
+}
+
+impl Engine {
+    fn new(kind: EngineKind, config_json: &[u8]) -> Result<Engine, String> {
+        match kind {
+            EngineKind::Native => Ok(Engine::Native),
+            #[cfg(feature = "wasm-engine")]
+            EngineKind::Wasm => {
+                let config_json = String::from_utf8_lossy(config_json);
+                triage_host::ModuleRouter::new(&config_json)
+                    .map(|module| Engine::Wasm(Box::new(module)))
+                    .map_err(|error| format!("wasm engine: {error}"))
+            }
+            #[cfg(not(feature = "wasm-engine"))]
+            EngineKind::Wasm => {
+                let _ = config_json;
+                Err("--engine wasm needs a triage built with `--features wasm-engine`".into())
+            }
+        }
+    }
+
+    fn route(&mut self, config: &Config, format: ApiFormat, body: &str) -> Result<Routed, String> {
+        match self {
+            Engine::Native => {
+                let head = RequestHead {
+                    format,
+                    path: format.path(),
+                    headers: &[],
+                };
+                let decision = decide(config, &head, body.as_bytes());
+                Ok(Routed {
+                    tier: decision.tier,
+                    score: decision.score,
+                    model: decision.model.or(decision.requested_model),
+                    reasons: decision.reasons,
+                })
+            }
+            #[cfg(feature = "wasm-engine")]
+            Engine::Wasm(module) => {
+                let decision = module
+                    .route(format, body.as_bytes())
+                    .map_err(|error| error.to_string())?;
+                Ok(Routed {
+                    model: decision.model(),
+                    reasons: decision.reasons(),
+                    tier: decision.tier,
+                    score: decision.score,
+                })
+            }
+        }
+    }
 }
 
 fn parse_format(name: &str) -> Result<ApiFormat, String> {
@@ -56,16 +132,9 @@ fn infer_format(body: &Map<String, Value>) -> ApiFormat {
     }
 }
 
-fn path_of(format: ApiFormat) -> &'static str {
-    match format {
-        ApiFormat::OpenAiChat => "/v1/chat/completions",
-        ApiFormat::OpenAiResponses => "/v1/responses",
-        ApiFormat::AnthropicMessages => "/v1/messages",
-    }
-}
-
 fn route_line(
     config: &Config,
+    engine: &mut Engine,
     args: &RouteArgs,
     line: &str,
     number: usize,
@@ -92,18 +161,13 @@ fn route_line(
             json!(number),
         ),
     };
-    let head = RequestHead {
-        format,
-        path: path_of(format),
-        headers: &[],
-    };
-    let decision = decide(config, &head, body.as_bytes());
+    let routed = engine.route(config, format, &body)?;
     let mut result = json!({
         "id": id,
-        "tier": decision.tier,
-        "score": decision.score,
-        "model": decision.model.or(decision.requested_model),
-        "reasons": decision.reasons,
+        "tier": routed.tier,
+        "score": routed.score,
+        "model": routed.model,
+        "reasons": routed.reasons,
     });
     if args.features {
         result["features"] = features_of(config, format, body.as_bytes());
@@ -128,13 +192,15 @@ fn features_of(config: &Config, format: ApiFormat, body: &[u8]) -> Value {
 }
 
 pub fn run(args: RouteArgs) -> Result<bool, String> {
-    let config = match &args.config {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|error| format!("{path}: {error}"))?;
-            Config::from_json(&bytes).map_err(|error| format!("{path}: invalid config: {error}"))?
-        }
-        None => Config::default(),
+    let config_json = match &args.config {
+        Some(path) => std::fs::read(path).map_err(|error| format!("{path}: {error}"))?,
+        None => Vec::new(),
     };
+    let config = Config::from_json(&config_json).map_err(|error| match &args.config {
+        Some(path) => format!("{path}: invalid config: {error}"),
+        None => format!("invalid default config: {error}"),
+    })?;
+    let mut engine = Engine::new(args.engine, &config_json)?;
     let input: Box<dyn Read> = match args.input.as_deref() {
         None | Some("-") => Box::new(std::io::stdin()),
         Some(path) => {
@@ -157,7 +223,7 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
         if line.trim().is_empty() {
             continue;
         }
-        match route_line(&config, &args, &line, number) {
+        match route_line(&config, &mut engine, &args, &line, number) {
             Ok(result) => writeln!(out, "{result}").map_err(|error| format!("stdout: {error}"))?,
             Err(error) => {
                 eprintln!("line {number}: {error}");

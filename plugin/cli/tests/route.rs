@@ -60,6 +60,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A config embedding triage's hand-set model (thresholds 0.35 / 0.65) with the default tiers, so the
+/// tests of the CLI's mechanics do not hang on what the shipped model happens to have learned.
+fn hand_set_config() -> TempFile {
+    let model: Value = serde_json::from_str(&triage_core::Model::hand_set(1).to_json()).unwrap();
+    temp_file(&serde_json::json!({ "model": model }).to_string())
+}
+
 const ROW: &str = r#"{"id":"set/1","source":"x","request":{"model":"auto","messages":[{"role":"user","content":"Translate 'hi' to French."}]},"outcomes":{}}"#;
 const HARD: &str = r#"{"model":"auto","messages":[{"role":"user","content":"Prove step by step that the algorithm is optimal, analyze the trade-offs and derive its complexity: $$\\sum_i \\frac{1}{i}$$"}]}"#;
 
@@ -71,7 +78,11 @@ fn routes_dataset_rows_and_bare_bodies_from_a_file() {
     let input = temp_file(&format!(
         "{ROW}\n\n{HARD}\n{anthropic}\n{responses}\n{explicit}\n"
     ));
-    let output = triage(&["route", "--input", input.path()], "");
+    let config = hand_set_config();
+    let output = triage(
+        &["route", "--config", config.path(), "--input", input.path()],
+        "",
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let results = lines(&output);
     assert_eq!(results.len(), 5);
@@ -107,19 +118,44 @@ fn routes_dataset_rows_and_bare_bodies_from_a_file() {
     );
     assert_eq!(results[4]["score"], Value::Null);
     assert_eq!(results[4]["reasons"][0], "explicit_model:gpt-4o");
+
+    // Without a config the shipped model decides: the same lines, the hard task scored above the
+    // trivial one and sent to a tier at least as dear.
+    let shipped = lines(&triage(&["route", "--input", input.path()], ""));
+    assert_eq!(shipped.len(), 5);
+    assert_eq!(shipped[0]["id"], "set/1");
+    let score = |result: &Value| result["score"].as_f64().unwrap();
+    assert!(score(&shipped[1]) > score(&shipped[0]), "{shipped:?}");
+    let rank = |result: &Value| {
+        ["small", "mid", "frontier"]
+            .iter()
+            .position(|tier| result["tier"] == *tier)
+            .unwrap()
+    };
+    assert!(rank(&shipped[1]) >= rank(&shipped[0]), "{shipped:?}");
+    assert_eq!(shipped[4]["model"], "gpt-4o", "explicit model kept");
 }
 
 #[test]
 fn reads_stdin_and_forces_a_format() {
     let body =
         r#"{"model":"auto","messages":[{"role":"user","content":"Translate 'hi' to French."}]}"#;
+    let config = hand_set_config();
     let output = triage(
-        &["route", "--format", "anthropic_messages", "--input", "-"],
+        &[
+            "route",
+            "--config",
+            config.path(),
+            "--format",
+            "anthropic_messages",
+            "--input",
+            "-",
+        ],
         &format!("{body}\n"),
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(lines(&output)[0]["model"], "claude-haiku-4-5");
-    let default = triage(&["route"], &format!("{body}\n"));
+    let default = triage(&["route", "--config", config.path()], &format!("{body}\n"));
     assert_eq!(lines(&default)[0]["model"], "gpt-4o-mini");
 }
 

@@ -1,4 +1,11 @@
 //! The offline side of triage, shared by the CLI's train, calibrate and eval commands: routing
 //! datasets in, models, thresholds and reports out. Never part of the filter.
 
+pub mod baselines;
+pub mod calibrate;
 pub mod dataset;
+pub mod eval;
+pub mod logistic;
+pub mod metrics;
+pub mod plot;
+pub mod train;

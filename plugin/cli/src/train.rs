@@ -1,0 +1,163 @@
+//! `triage train`: fits the router's model on routing-dataset rows, cross-validates it and writes the
+//! model file.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use triage_learn::calibrate::Target;
+use triage_learn::dataset::read_rows;
+use triage_learn::train::{self, Source, TrainOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Routing-dataset files (JSON lines); each is reported as a source of its own.
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// Where to write the model file (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = train::DEFAULT_SEED)]
+    seed: u64,
+    /// Number of cross-validation folds.
+    #[arg(long, default_value_t = train::DEFAULT_FOLDS)]
+    folds: usize,
+    /// Hashed n-gram bucket count(s), powers of two, comma-separated to search several.
+    #[arg(long, value_delimiter = ',')]
+    buckets: Vec<u32>,
+    /// L2 strength(s), comma-separated to search several.
+    #[arg(long, value_delimiter = ',')]
+    l2: Vec<f64>,
+    /// Strength(s) of the Gaussian prior pulling the hand-made features' weights toward triage's
+    /// hand-set weights instead of toward 0 (0 = plain L2 toward 0, as before the prior existed),
+    /// comma-separated to search several. The default is the strength cross-validation chose.
+    #[arg(long, value_delimiter = ',', default_values_t = [train::DEFAULT_PRIOR_L2])]
+    prior_l2: Vec<f64>,
+    /// Search the built-in grid (buckets 2^14, 2^15, 2^16 × l2 1e-4, 3e-4, 1e-3, 3e-3) for whichever
+    /// of --buckets and --l2 is not given.
+    #[arg(long)]
+    grid: bool,
+    /// Target the thresholds are calibrated to, on the out-of-fold probabilities:
+    /// max-top-share=X, max-cost=X or min-quality=X (relative to always-top-tier).
+    #[arg(long, default_value = "min-quality=0.95")]
+    target: Target,
+    /// Tier names the thresholds are for, cheapest first (dataset tier names).
+    #[arg(long, value_delimiter = ',', default_value = "small,mid,frontier")]
+    tiers: Vec<String>,
+    /// Calibrate the thresholds on the rows of these --data files only (all of them by default).
+    #[arg(long, num_args = 1..)]
+    threshold_data: Vec<PathBuf>,
+    /// Most text bytes read per request (the filter's limits.max_scan_bytes).
+    #[arg(long, default_value_t = train::DEFAULT_MAX_SCAN_BYTES)]
+    max_scan_bytes: usize,
+    /// Most L-BFGS iterations per fit.
+    #[arg(long, default_value_t = 400)]
+    max_iters: u64,
+    /// Fits run in parallel (the result does not depend on it); all cores by default.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The command line as typed, quoted where a shell would need it, for the model's provenance.
+pub fn command_line() -> String {
+    let quote = |arg: String| {
+        if !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c))
+        {
+            arg
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    };
+    std::iter::once("triage".to_string())
+        .chain(std::env::args().skip(1).map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>16} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            let rows = read_rows(path).map_err(|e| e.to_string())?;
+            Ok(Source {
+                name: path.display().to_string(),
+                rows,
+            })
+        })
+        .collect()
+}
+
+pub fn run(args: TrainArgs) -> Result<bool, String> {
+    let sources = read_sources(&args.data)?;
+    let defaults = TrainOptions::default();
+    let buckets = match (args.buckets.is_empty(), args.grid) {
+        (false, _) => args.buckets,
+        (true, true) => train::GRID_BUCKETS.to_vec(),
+        (true, false) => defaults.buckets.clone(),
+    };
+    let l2 = match (args.l2.is_empty(), args.grid) {
+        (false, _) => args.l2,
+        (true, true) => train::GRID_L2.to_vec(),
+        (true, false) => defaults.l2.clone(),
+    };
+    let options = TrainOptions {
+        seed: args.seed,
+        folds: args.folds,
+        buckets,
+        l2,
+        prior_l2: args.prior_l2,
+        prior: defaults.prior.clone(),
+        max_scan_bytes: args.max_scan_bytes,
+        max_iters: args.max_iters,
+        threads: args.threads.unwrap_or(defaults.threads),
+        target: args.target,
+        tiers: args.tiers,
+        threshold_sources: args
+            .threshold_data
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        command: command_line(),
+    };
+    let progress = progress_bar();
+    let trained = train::train(&sources, &options, &progress).map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
+    let json = trained.model.to_json();
+    std::fs::write(&args.out, &json).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    print!("{}", trained.report.table());
+    println!(
+        "thresholds for {} on the out-of-fold probabilities of {}:",
+        options.target,
+        if options.threshold_sources.is_empty() {
+            "every row".to_string()
+        } else {
+            options.threshold_sources.join(", ")
+        }
+    );
+    print!("{}", trained.report.operating_point.table());
+    println!(
+        "wrote {} ({} bytes, {} buckets)",
+        args.out.display(),
+        json.len(),
+        trained.model.buckets
+    );
+    Ok(true)
+}

@@ -1,0 +1,172 @@
+#![cfg(test)]
+//! Runs the built `triage eval` on temp dataset files.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A directory in the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("triage-eval-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn triage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn row(id: &str, prompt: &str, small: f64, frontier: f64) -> String {
+    serde_json::json!({
+        "id": id,
+        "source": "test",
+        "request": {"model": "auto", "messages": [{"role": "user", "content": prompt}]},
+        "outcomes": {
+            "small": {"model": "s", "quality": small, "cost_usd": 0.001},
+            "frontier": {"model": "f", "quality": frontier, "cost_usd": 0.01}
+        }
+    })
+    .to_string()
+}
+
+fn dataset() -> String {
+    [
+        row("a", "Classify the sentiment: great movie", 1.0, 1.0),
+        row(
+            "b",
+            "Prove that there are infinitely many primes, step by step.",
+            0.0,
+            1.0,
+        ),
+        row("c", "What is 2+2?", 1.0, 1.0),
+        row(
+            "d",
+            "Derive the closed form of the integral of x^2 e^x dx",
+            0.0,
+            0.0,
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn json_report_with_baselines_and_plots() {
+    let dir = TempDir::new("json");
+    let data = dir.write("tiny.jsonl", &dataset());
+    let other = dir.write("other.jsonl", &row("e", "hello", 0.0, 1.0));
+    let plots = dir.0.join("plots");
+    let output = triage(&[
+        "eval",
+        "--data",
+        &data,
+        &other,
+        "--json",
+        "--plot",
+        plots.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.trim_end().lines().count(), 1, "one object: {stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["config"], "default");
+    let datasets = report["datasets"].as_array().unwrap();
+    let names: Vec<&str> = datasets
+        .iter()
+        .map(|d| d["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["tiny", "other", "all"]);
+    let tiny = &datasets[0];
+    assert_eq!(tiny["rows"], 4);
+    assert_eq!(tiny["decisions"]["scored"], 4);
+    let shares: f64 = tiny["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["share"].as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-12);
+    let policy = |name: &str| {
+        tiny["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    // Always-small gets a and c right; always-frontier a, b and c; the oracle the same at less cost.
+    assert_eq!(policy("always-small")["quality"], 0.5);
+    assert_eq!(policy("always-frontier")["quality"], 0.75);
+    assert_eq!(policy("always-frontier")["cost_vs_top"], 1.0);
+    assert_eq!(policy("oracle")["quality"], 0.75);
+    // Two-tier rows: always-mid is always-frontier by the next-dearer-tier rule; it's not listed
+    // because no row has a mid outcome.
+    assert!(tiny["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["name"] != "always-mid"));
+    assert_eq!(tiny["top_tier"], "frontier");
+    assert_eq!(tiny["sweep"]["rows"], 4);
+    assert_eq!(tiny["sweep"]["random"]["apgr"], 0.5);
+    assert!(tiny["sweep"]["router"]["apgr"].is_f64());
+    assert!(tiny["sweep"]["prompt_length"]["cpt80"].is_f64());
+    // "other" has one row: the tiers' qualities differ, so APGR is defined.
+    assert!(datasets[1]["sweep"]["router"]["apgr"].is_f64());
+    for name in ["tiny", "other", "all"] {
+        let svg = std::fs::read_to_string(plots.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.contains("router score sweep") && svg.ends_with("</svg>\n"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn tables_by_default_and_errors_name_the_problem() {
+    let dir = TempDir::new("text");
+    let data = dir.write("tiny.jsonl", &dataset());
+    let output = triage(&["eval", "--data", &data]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("== tiny (4 rows) =="), "{text}");
+    assert!(
+        text.contains("length-same-shares") && text.contains("APGR"),
+        "{text}"
+    );
+
+    let config = dir.write("bad.json", r#"{"tiers": []}"#);
+    let output = triage(&["eval", "--data", &data, "--config", &config]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid config"));
+
+    let broken = dir.write("broken.jsonl", "{\"id\": 1}\n");
+    let output = triage(&["eval", "--data", &broken]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("broken.jsonl:1"));
+}

@@ -1,0 +1,289 @@
+#![cfg(test)]
+//! `triage train` and `triage calibrate` end to end on a tiny synthetic dataset in a temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+/// A fresh temp directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "triage-train-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn triage(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// 120 rows: proofs that only the frontier tier answers, and one-line lookups every tier answers;
+/// a few of each flipped so the classes overlap.
+fn dataset() -> String {
+    let mut lines = String::new();
+    for i in 0..120 {
+        let hard = i % 2 == 0;
+        let content = if hard {
+            format!("Prove step by step that the sum of the first {i} odd numbers is a square, derive the bound and justify each lemma.")
+        } else {
+            format!("What is the capital of country number {i}? Answer in one word.")
+        };
+        let small_fails = hard != (i % 20 == 0 || i % 20 == 1);
+        let outcome = |quality: f64, cost: f64, model: &str| {
+            format!(
+                r#"{{"model":"{model}","quality":{quality},"cost_usd":{cost},"cost_estimated":false}}"#
+            )
+        };
+        let small = outcome(if small_fails { 0.0 } else { 1.0 }, 0.001, "s");
+        let mid = outcome(if hard && i % 3 == 0 { 0.0 } else { 1.0 }, 0.003, "m");
+        let frontier = outcome(1.0, 0.01, "f");
+        lines += &format!(
+            r#"{{"id":"syn/{i}","source":"syn","request":{{"model":"auto","messages":[{{"role":"user","content":"{content}"}}]}},"outcomes":{{"small":{small},"mid":{mid},"frontier":{frontier}}}}}"#
+        );
+        lines.push('\n');
+    }
+    lines
+}
+
+fn train_in(dir: &TempDir) -> Output {
+    std::fs::write(dir.path("rows.jsonl"), dataset()).unwrap();
+    triage(
+        &dir.0,
+        &[
+            "train",
+            "--data",
+            "rows.jsonl",
+            "--out",
+            "model.json",
+            "--folds",
+            "3",
+            "--buckets",
+            "1024",
+            "--l2",
+            "0.001,0.01",
+            "--seed",
+            "7",
+            "--target",
+            "max-top-share=0.6",
+        ],
+    )
+}
+
+#[test]
+fn train_writes_a_deterministic_model_with_its_provenance() {
+    let (first, second) = (TempDir::new(), TempDir::new());
+    let output = train_in(&first);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("rows.jsonl") && report.contains("APGR"),
+        "{report}"
+    );
+    assert!(
+        report.contains("buckets    1024"),
+        "the grid is reported: {report}"
+    );
+
+    let bytes = std::fs::read(first.path("model.json")).unwrap();
+    assert!(train_in(&second).status.success());
+    assert_eq!(
+        bytes,
+        std::fs::read(second.path("model.json")).unwrap(),
+        "same seed, same bytes"
+    );
+
+    let model = triage_core::Model::from_json(&bytes).unwrap();
+    assert_eq!(model.buckets, 1024);
+    assert_eq!(model.tiers, ["small", "mid", "frontier"]);
+    assert_eq!(model.thresholds.len(), 2);
+    let meta = &model.meta;
+    assert_eq!(
+        meta["command"],
+        "triage train --data rows.jsonl --out model.json --folds 3 --buckets 1024 --l2 0.001,0.01 --seed 7 --target max-top-share=0.6"
+    );
+    assert_eq!(meta["data"][0]["file"], "rows.jsonl");
+    assert_eq!(meta["data"][0]["rows"], 120);
+    assert_eq!(meta["seed"], 7);
+    assert_eq!(meta["folds"], 3);
+    assert_eq!(meta["grid"].as_array().unwrap().len(), 2);
+    let cv = &meta["cross_validation"][0];
+    assert_eq!(cv["rows"], 120);
+    // The proofs are separable from the lookups: the out-of-fold AUC is high.
+    assert!(cv["model"]["auc"].as_f64().unwrap() > 0.8, "{cv}");
+    let share = meta["thresholds"]["operating_point"]["tiers"][2]["share"]
+        .as_f64()
+        .unwrap();
+    assert!(share <= 0.6, "the target holds out of fold: {share}");
+
+    // Another seed deals other folds.
+    std::fs::write(second.path("rows.jsonl"), dataset()).unwrap();
+    let other = triage(
+        &second.0,
+        &[
+            "train",
+            "--data",
+            "rows.jsonl",
+            "--out",
+            "other.json",
+            "--folds",
+            "3",
+            "--buckets",
+            "1024",
+            "--seed",
+            "8",
+        ],
+    );
+    assert!(other.status.success(), "{}", text(&other.stderr));
+    assert_ne!(bytes, std::fs::read(second.path("other.json")).unwrap());
+}
+
+#[test]
+fn calibrate_meets_the_target_and_writes_a_config_the_router_loads() {
+    let dir = TempDir::new();
+    assert!(train_in(&dir).status.success());
+    let base = r#"{"default_tier": "mid", "tiers": [
+        {"name": "small", "model": "tiny", "max_score": 0.1},
+        {"name": "mid", "model": "medium", "max_score": 0.2},
+        {"name": "frontier", "model": "huge"}]}"#;
+    std::fs::write(dir.path("base.json"), base).unwrap();
+    let output = triage(
+        &dir.0,
+        &[
+            "calibrate",
+            "--model",
+            "model.json",
+            "--data",
+            "rows.jsonl",
+            "--target",
+            "min-quality=0.95",
+            "--base-config",
+            "base.json",
+            "--out",
+            "config.json",
+            "--model-out",
+            "calibrated.json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    assert!(table.contains("% of always-frontier"), "{table}");
+
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path("config.json")).unwrap()).unwrap();
+    let calibrated =
+        triage_core::Model::from_json(&std::fs::read(dir.path("calibrated.json")).unwrap())
+            .unwrap();
+    let thresholds = &calibrated.thresholds;
+    assert_eq!(
+        config["tiers"][0]["max_score"].as_f64(),
+        Some(thresholds[0])
+    );
+    assert_eq!(
+        config["tiers"][1]["max_score"].as_f64(),
+        Some(thresholds[1])
+    );
+    assert_eq!(config["tiers"][2].get("max_score"), None);
+    assert_eq!(
+        config["tiers"][0]["model"], "tiny",
+        "the base config is kept"
+    );
+    assert_eq!(
+        config["model"]["thresholds"][0].as_f64(),
+        Some(thresholds[0])
+    );
+    assert_eq!(calibrated.meta["calibrated"]["target"], "min-quality=0.95");
+
+    // The router with the written config routes the proofs away from the cheapest tier.
+    let routed = triage(
+        &dir.0,
+        &["route", "--config", "config.json", "--input", "rows.jsonl"],
+    );
+    assert!(routed.status.success(), "{}", text(&routed.stderr));
+    let decisions: Vec<Value> = text(&routed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(decisions.len(), 120);
+    let (mut quality, mut top_quality) = (0.0, 0.0);
+    let rows: Vec<Value> = dataset()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for (row, decision) in rows.iter().zip(&decisions) {
+        let tier = decision["tier"].as_str().unwrap();
+        quality += row["outcomes"][tier]["quality"].as_f64().unwrap();
+        top_quality += row["outcomes"]["frontier"]["quality"].as_f64().unwrap();
+    }
+    assert!(quality >= 0.95 * top_quality, "{quality} of {top_quality}");
+}
+
+#[test]
+fn impossible_targets_and_bad_options_fail_with_a_clear_message() {
+    let dir = TempDir::new();
+    assert!(train_in(&dir).status.success());
+    let output = triage(
+        &dir.0,
+        &[
+            "calibrate",
+            "--model",
+            "model.json",
+            "--data",
+            "rows.jsonl",
+            "--target",
+            "max-cost=0.01",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let error = text(&output.stderr);
+    assert!(
+        error.contains("no thresholds meet max-cost=0.01") && error.contains("of the cost"),
+        "{error}"
+    );
+    let bad = triage(
+        &dir.0,
+        &[
+            "train",
+            "--data",
+            "rows.jsonl",
+            "--out",
+            "x.json",
+            "--buckets",
+            "1000",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("power of two"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert!(!dir.path("x.json").exists());
+}

@@ -1,0 +1,493 @@
+//! `triage eval`: how well the router routes routing-dataset rows, beside its baselines.
+//!
+//! Each row's request goes through the filter's own `triage_core::decide` (OpenAI chat, path
+//! `/v1/chat/completions`, no headers); the decided tier's outcome (next-dearer-tier rule) gives the
+//! router's quality and cost. The baselines are exact expectations over the same rows (see
+//! [`crate::baselines`]): each always-one-tier policy, a random mix of the cheapest and dearest tiers
+//! at the router's mean cost (RouteLLM's random router), the best random mix of any two always-tier
+//! policies at no more than the router's cost, a random mix at the router's tier shares, prompt
+//! length at the router's tier shares (shortest rows to the cheapest tier), and the oracle.
+//!
+//! The score sweep ([`crate::metrics`]) ranks rows by the router's score between each row's cheapest
+//! and dearest tier. Rows whose decision has no score (a config rule, an explicit model, fail-open)
+//! are left out of the sweep, and of the prompt-length sweep beside it, and counted in
+//! `unscored_excluded`; they still count at their decided tier in the router's quality, cost and
+//! shares. Beside RouteLLM's APGR (PGR averaged over the share of strong calls) the sweep reports
+//! APGR by cost (PGR averaged over the mean cost), since dataset costs vary per row.
+
+use serde::Serialize;
+use triage_core::{decide, ApiFormat, Cause, Config, RequestHead};
+
+use crate::baselines::{self, EvalError, Mean};
+use crate::dataset::{Row, DATASET_TIERS};
+use crate::metrics::{self, Scored, SweepPoint};
+
+/// The router's decision on one row, as the filter would make it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    /// Index into the config's tiers.
+    pub tier: usize,
+    pub score: Option<f64>,
+    pub cause: CauseKind,
+    /// Prompt length, the key of the length baseline.
+    pub length: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CauseKind {
+    Scored,
+    Rule,
+    ExplicitModel,
+    FailOpen,
+}
+
+/// Runs the filter's decision on every row. Every config tier must be a dataset tier name, so that
+/// the decided tier has an outcome.
+pub fn judge(config: &Config, rows: &[Row]) -> Result<Vec<Judged>, EvalError> {
+    let tiers = config.tier_names();
+    if let Some(unknown) = tiers.iter().find(|tier| !DATASET_TIERS.contains(tier)) {
+        return Err(EvalError(format!(
+            "config tier {unknown:?} is not a dataset tier ({})",
+            DATASET_TIERS.join(", ")
+        )));
+    }
+    let head = RequestHead {
+        format: ApiFormat::OpenAiChat,
+        path: "/v1/chat/completions",
+        headers: &[],
+    };
+    rows.iter()
+        .map(|row| {
+            let decision = decide(config, &head, row.request.as_bytes());
+            let tier = tiers
+                .iter()
+                .position(|name| *name == decision.tier)
+                .ok_or_else(|| {
+                    EvalError(format!(
+                        "row {}: decided unknown tier {:?}",
+                        row.id, decision.tier
+                    ))
+                })?;
+            let cause = match decision.cause {
+                Cause::Scored => CauseKind::Scored,
+                Cause::Rule(_) => CauseKind::Rule,
+                Cause::ExplicitModel => CauseKind::ExplicitModel,
+                Cause::FailOpen(_) => CauseKind::FailOpen,
+            };
+            Ok(Judged {
+                tier,
+                score: decision.score,
+                cause,
+                length: baselines::prompt_length(row),
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Causes {
+    pub scored: usize,
+    pub rule: usize,
+    pub explicit_model: usize,
+    pub fail_open: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TierShare {
+    pub tier: String,
+    pub share: f64,
+}
+
+/// Mean quality and cost per request of one policy, and both relative to always-top-tier.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub quality: f64,
+    pub cost_usd: f64,
+    pub quality_vs_top: f64,
+    pub cost_vs_top: f64,
+}
+
+/// APGR, CPT(50%), CPT(80%) and AUC of one score between the cheapest and the dearest tier, and APGR
+/// over cost ([`metrics::apgr_by_cost`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepMetrics {
+    pub apgr: Option<f64>,
+    pub apgr_by_cost: Option<f64>,
+    pub cpt50: Option<f64>,
+    pub cpt80: Option<f64>,
+    pub auc: Option<f64>,
+}
+
+impl SweepMetrics {
+    fn of(rows: &[Scored]) -> SweepMetrics {
+        SweepMetrics {
+            apgr: metrics::apgr(rows),
+            apgr_by_cost: metrics::apgr_by_cost(rows),
+            cpt50: metrics::cpt(rows, 0.5),
+            cpt80: metrics::cpt(rows, 0.8),
+            auc: metrics::auc(rows),
+        }
+    }
+
+    /// A random router: PGR(s) = s, by construction (no simulation).
+    pub fn random() -> SweepMetrics {
+        SweepMetrics {
+            apgr: Some(0.5),
+            apgr_by_cost: Some(0.5),
+            cpt50: Some(0.5),
+            cpt80: Some(0.8),
+            auc: Some(0.5),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sweep {
+    /// Rows in the sweep: those with a score.
+    pub rows: usize,
+    pub unscored_excluded: usize,
+    pub router: SweepMetrics,
+    pub prompt_length: SweepMetrics,
+    pub random: SweepMetrics,
+}
+
+/// The sweeps' vertices (share of strong calls, mean quality, mean cost), for plotting.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Curves {
+    pub router: Vec<SweepPoint>,
+    pub prompt_length: Vec<SweepPoint>,
+    /// Always-cheapest and always-dearest over the swept rows: the random router's line.
+    pub random: [SweepPoint; 2],
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub dataset: String,
+    pub rows: usize,
+    pub shares: Vec<TierShare>,
+    pub decisions: Causes,
+    /// The dearest dataset tier of these rows: the "always-top" reference of the `_vs_top` columns.
+    pub top_tier: String,
+    pub policies: Vec<Policy>,
+    /// Share of strong calls of `random-same-cost`.
+    pub random_share_strong: f64,
+    pub sweep: Sweep,
+    #[serde(skip)]
+    pub curves: Curves,
+}
+
+impl Report {
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.iter().find(|policy| policy.name == name)
+    }
+}
+
+/// The policies of a report, in the order they are printed.
+pub const ROUTER: &str = "router";
+pub const RANDOM_SAME_COST: &str = "random-same-cost";
+pub const RANDOM_BEST_MIX: &str = "random-best-mix";
+pub const RANDOM_SAME_SHARES: &str = "random-same-shares";
+pub const LENGTH_SAME_SHARES: &str = "length-same-shares";
+pub const ORACLE: &str = "oracle";
+
+/// Evaluates the router's decisions `judged` (from [`judge`], one per row) on `rows`.
+pub fn evaluate(
+    dataset: &str,
+    config: &Config,
+    rows: &[Row],
+    judged: &[Judged],
+) -> Result<Report, EvalError> {
+    if rows.len() != judged.len() {
+        return Err(EvalError("one decision per row is needed".into()));
+    }
+    if rows.is_empty() {
+        return Err(EvalError(format!("{dataset}: no rows")));
+    }
+    let tiers = config.tier_names();
+    let n = rows.len() as f64;
+    let mut counts = vec![0usize; tiers.len()];
+    let mut decisions = Causes::default();
+    for decision in judged {
+        if let Some(count) = counts.get_mut(decision.tier) {
+            *count += 1;
+        }
+        match decision.cause {
+            CauseKind::Scored => decisions.scored += 1,
+            CauseKind::Rule => decisions.rule += 1,
+            CauseKind::ExplicitModel => decisions.explicit_model += 1,
+            CauseKind::FailOpen => decisions.fail_open += 1,
+        }
+    }
+    let shares: Vec<f64> = counts.iter().map(|&count| count as f64 / n).collect();
+
+    let mut router = Mean::default();
+    for (row, decision) in rows.iter().zip(judged) {
+        let tier = tiers.get(decision.tier).copied().unwrap_or_default();
+        let outcome = baselines::outcome(row, tier)?;
+        router.quality += outcome.quality / n;
+        router.cost += outcome.cost_usd / n;
+    }
+
+    let present: Vec<&str> = DATASET_TIERS
+        .into_iter()
+        .filter(|tier| rows.iter().any(|row| row.outcomes.contains_key(*tier)))
+        .collect();
+    let top_tier = present.last().copied().unwrap_or("frontier");
+    let mut policies = vec![(ROUTER.to_string(), router)];
+    let mut always_tiers = Vec::new();
+    for tier in &present {
+        let always = baselines::always(rows, tier)?;
+        always_tiers.push(always);
+        policies.push((format!("always-{tier}"), always));
+    }
+    let weak = baselines::always_extreme(rows, false)?;
+    let strong = baselines::always_extreme(rows, true)?;
+    let (random_share_strong, random) = baselines::random_at_cost(weak, strong, router.cost);
+    policies.push((RANDOM_SAME_COST.into(), random));
+    policies.push((
+        RANDOM_BEST_MIX.into(),
+        baselines::best_mix_at_cost(&always_tiers, router.cost),
+    ));
+    policies.push((
+        RANDOM_SAME_SHARES.into(),
+        baselines::random_at_shares(rows, &tiers, &shares)?,
+    ));
+    let lengths: Vec<f64> = judged.iter().map(|decision| decision.length).collect();
+    policies.push((
+        LENGTH_SAME_SHARES.into(),
+        baselines::by_rank(rows, &lengths, &tiers, &shares)?,
+    ));
+    policies.push((ORACLE.into(), baselines::oracle(rows)?));
+
+    let top = baselines::always(rows, top_tier)?;
+    let ratio = |value: f64, reference: f64| {
+        if reference.abs() > 0.0 {
+            value / reference
+        } else {
+            f64::NAN
+        }
+    };
+    let policies = policies
+        .into_iter()
+        .map(|(name, mean)| Policy {
+            name,
+            quality: mean.quality,
+            cost_usd: mean.cost,
+            quality_vs_top: ratio(mean.quality, top.quality),
+            cost_vs_top: ratio(mean.cost, top.cost),
+        })
+        .collect();
+
+    let mut by_score = Vec::new();
+    let mut by_length = Vec::new();
+    for (row, decision) in rows.iter().zip(judged) {
+        let Some(score) = decision.score else {
+            continue;
+        };
+        let (weak, strong) = baselines::extremes(row)?;
+        let scored = Scored {
+            score,
+            q_weak: weak.quality,
+            q_strong: strong.quality,
+            c_weak: weak.cost_usd,
+            c_strong: strong.cost_usd,
+        };
+        by_score.push(scored);
+        by_length.push(Scored {
+            score: decision.length,
+            ..scored
+        });
+    }
+    let router_curve = metrics::sweep(&by_score);
+    let random_line = match (router_curve.first(), router_curve.last()) {
+        (Some(first), Some(last)) => [*first, *last],
+        _ => {
+            [SweepPoint {
+                share_strong: 0.0,
+                quality: 0.0,
+                cost: 0.0,
+            }; 2]
+        }
+    };
+    let random_metrics = if by_score.is_empty() {
+        SweepMetrics {
+            apgr: None,
+            apgr_by_cost: None,
+            cpt50: None,
+            cpt80: None,
+            auc: None,
+        }
+    } else {
+        SweepMetrics::random()
+    };
+    let sweep = Sweep {
+        rows: by_score.len(),
+        unscored_excluded: rows.len() - by_score.len(),
+        router: SweepMetrics::of(&by_score),
+        prompt_length: SweepMetrics::of(&by_length),
+        random: random_metrics,
+    };
+    Ok(Report {
+        dataset: dataset.to_string(),
+        rows: rows.len(),
+        shares: tiers
+            .iter()
+            .zip(&shares)
+            .map(|(tier, share)| TierShare {
+                tier: tier.to_string(),
+                share: *share,
+            })
+            .collect(),
+        decisions,
+        top_tier: top_tier.to_string(),
+        policies,
+        random_share_strong,
+        sweep,
+        curves: Curves {
+            router: router_curve,
+            prompt_length: metrics::sweep(&by_length),
+            random: random_line,
+        },
+    })
+}
+
+/// One report per named dataset, then one for all their rows together when there are several.
+pub fn evaluate_all(
+    config: &Config,
+    datasets: &[(String, Vec<Row>)],
+) -> Result<Vec<Report>, EvalError> {
+    let mut reports = Vec::new();
+    let mut all_rows = Vec::new();
+    let mut all_judged = Vec::new();
+    for (name, rows) in datasets {
+        let judged = judge(config, rows)?;
+        reports.push(evaluate(name, config, rows, &judged)?);
+        all_rows.extend(rows.iter().cloned());
+        all_judged.extend(judged);
+    }
+    if datasets.len() > 1 {
+        reports.push(evaluate("all", config, &all_rows, &all_judged)?);
+    }
+    Ok(reports)
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn fixed(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
+}
+
+/// The reports as aligned plain-text tables.
+pub fn render_text(reports: &[Report]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let shares: Vec<String> = report
+            .shares
+            .iter()
+            .map(|share| format!("{} {}", share.tier, percent(Some(share.share))))
+            .collect();
+        let d = &report.decisions;
+        out.push_str(&format!(
+            "== {} ({} rows) ==\nrouter tier shares: {}   (scored {}, rule {}, explicit model {}, fail-open {})\n\n",
+            report.dataset,
+            report.rows,
+            shares.join(", "),
+            d.scored,
+            d.rule,
+            d.explicit_model,
+            d.fail_open
+        ));
+        let top = &report.top_tier;
+        let header = [
+            "policy".to_string(),
+            "quality".into(),
+            format!("vs always-{top}"),
+            "$ / 1k req".into(),
+            format!("cost vs always-{top}"),
+        ];
+        let mut lines = vec![header];
+        for policy in &report.policies {
+            let name = if policy.name == RANDOM_SAME_COST {
+                format!(
+                    "{} ({} strong)",
+                    policy.name,
+                    percent(Some(report.random_share_strong))
+                )
+            } else {
+                policy.name.clone()
+            };
+            lines.push([
+                name,
+                format!("{:.4}", policy.quality),
+                percent(Some(policy.quality_vs_top)),
+                format!("{:.4}", policy.cost_usd * 1000.0),
+                percent(Some(policy.cost_vs_top)),
+            ]);
+        }
+        out.push_str(&table(&lines));
+        let sweep = &report.sweep;
+        out.push_str(&format!(
+            "\nscore sweep, cheapest -> dearest tier of each row, {} scored rows ({} unscored left out):\n",
+            sweep.rows, sweep.unscored_excluded
+        ));
+        let mut lines = vec![[
+            "score".to_string(),
+            "APGR".into(),
+            "APGR by cost".into(),
+            "CPT(50%)".into(),
+            "CPT(80%)".into(),
+            "AUC".into(),
+        ]];
+        for (name, metrics) in [
+            ("router", &sweep.router),
+            ("prompt length", &sweep.prompt_length),
+            ("random", &sweep.random),
+        ] {
+            lines.push([
+                name.to_string(),
+                fixed(metrics.apgr),
+                fixed(metrics.apgr_by_cost),
+                percent(metrics.cpt50),
+                percent(metrics.cpt80),
+                fixed(metrics.auc),
+            ]);
+        }
+        out.push_str(&table(&lines));
+        out.push('\n');
+    }
+    out
+}
+
+/// Left-aligned first column, right-aligned numbers, two spaces between columns.
+fn table<const N: usize>(lines: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for line in lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                if column == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
