@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Every test triage has: formatting, lints, the core's unit tests, the CLI, the mock upstream and the
-# real-Envoy suite. Does its own set-up (wasm target, Envoy in .venv, the plugin build) on a fresh machine.
+# Every test triage has: formatting, lints, the core's unit tests, the CLI, the learning code, the mock
+# upstream, the wasmtime host suite on the shipped triage.wasm and the real-Envoy suite. Does its own
+# set-up (wasm target, Envoy in .venv, the plugin builds) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash envoy/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p triage-cli --features wasm-engine --all-targets -- -D warnings
 cargo clippy -p triage-filter --target wasm32-wasip1 -- -D warnings
 cargo test --workspace
+# `triage route --engine wasm` against the native engine (the CLI's optional wasmtime engine).
+cargo test -p triage-cli --features wasm-engine --test engine

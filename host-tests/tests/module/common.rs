@@ -1,0 +1,125 @@
+//! Requests as Envoy hands them to the filter, and checks every test makes.
+
+use triage_host::{Action, Host, LogLevel, Stream};
+
+pub const CHAT: &str = "/v1/chat/completions";
+pub const RESPONSES: &str = "/v1/responses";
+pub const MESSAGES: &str = "/v1/messages";
+
+pub const SIMPLE: &str =
+    "Classify the sentiment of this review as positive or negative: I loved it.";
+
+pub fn host() -> Host {
+    Host::start("").expect("the default config starts")
+}
+
+pub fn post_headers(path: &str, body_len: usize) -> Vec<(String, String)> {
+    vec![
+        (":method".into(), "POST".into()),
+        (":path".into(), path.into()),
+        (":authority".into(), "llm.example".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-length".into(), body_len.to_string()),
+    ]
+}
+
+/// Headers, then the body cut at `chunk_sizes` (whatever is left goes last, ending the stream).
+pub fn send_chunked(
+    stream: &mut Stream,
+    path: &str,
+    body: &[u8],
+    chunk_sizes: &[usize],
+) -> Vec<Action> {
+    let headers = post_headers(path, body.len());
+    let mut actions = vec![stream.send_request_headers(&headers, false).unwrap()];
+    let mut rest = body;
+    for &size in chunk_sizes {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        actions.push(stream.send_request_body(chunk, rest.is_empty()).unwrap());
+    }
+    if !rest.is_empty() || body.is_empty() {
+        actions.push(stream.send_request_body(rest, true).unwrap());
+    }
+    actions
+}
+
+pub fn send(stream: &mut Stream, path: &str, body: &[u8]) -> Vec<Action> {
+    send_chunked(stream, path, body, &[])
+}
+
+pub fn chat_body(model: &str, text: &str) -> String {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+pub fn upstream_json(stream: &Stream) -> serde_json::Value {
+    serde_json::from_slice(stream.upstream_body()).expect("the upstream body is JSON")
+}
+
+/// The filter logged nothing at warn or above: every host call it made succeeded.
+pub fn assert_no_warnings(host: &Host) {
+    let bad = host.logs_at_least(LogLevel::Warn);
+    assert!(bad.is_empty(), "the filter warned: {bad:#?}");
+}
+
+/// The request went upstream whole, with `content-length` matching the body it carries.
+pub fn assert_framed(stream: &Stream) {
+    assert!(
+        stream.upstream_complete(),
+        "the request did not reach the upstream"
+    );
+    assert!(!stream.request_paused());
+    if let Some(length) = stream.upstream_header("content-length") {
+        assert_eq!(
+            length,
+            stream.upstream_body().len().to_string(),
+            "content-length does not match the body sent upstream"
+        );
+    }
+}
+
+/// The tier is on the request, the router picked the route again after it was set, and the
+/// x-triage-* headers agree.
+pub fn assert_routed(stream: &Stream, tier: &str) {
+    assert_eq!(stream.upstream_header("x-triage-route"), Some(tier));
+    assert_eq!(stream.upstream_header("x-triage-tier"), Some(tier));
+    assert_eq!(
+        stream.routing_headers().get("x-triage-route"),
+        Some(tier),
+        "the router did not see the routing header: route cache not cleared after setting it"
+    );
+}
+
+/// xorshift64*: reproducible chunkings without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+}
+
+/// What the native core decides for `body` on `path` with the default config: tests expect the
+/// module to agree, whatever the scoring model currently says.
+pub fn native(path: &str, body: &[u8]) -> triage_core::Decision {
+    let config = triage_core::Config::from_json(b"").unwrap();
+    let format = triage_core::ApiFormat::detect("POST", path).unwrap();
+    let head = triage_core::RequestHead {
+        format,
+        path,
+        headers: &[],
+    };
+    triage_core::decide(&config, &head, body)
+}
+
+/// The model the native decision sends upstream.
+pub fn native_model(path: &str, body: &[u8]) -> serde_json::Value {
+    let decision = native(path, body);
+    serde_json::json!(decision.model.or(decision.requested_model))
+}

@@ -1,0 +1,69 @@
+//! A panic in the module: the test fails with the panic message, and the VM stays down.
+
+use crate::common::*;
+use std::path::PathBuf;
+use triage_host::{HostError, HostOptions};
+
+/// The test-only build that panics on `x-e2e-panic` (envoy/setup.sh builds it).
+fn fault_injection_wasm() -> Option<PathBuf> {
+    let path = std::env::var_os("TRIAGE_FAULT_WASM").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/fault-injection/wasm32-wasip1/release/triage.wasm")
+        },
+        PathBuf::from,
+    );
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn a_panic_becomes_an_error_carrying_its_message_and_the_vm_stays_failed() {
+    let Some(wasm) = fault_injection_wasm() else {
+        eprintln!("SKIPPED: no fault-injection build (bash envoy/setup.sh builds it)");
+        return;
+    };
+    let mut host = HostOptions::default().wasm(wasm).start("").unwrap();
+    let mut stream = host.request().unwrap();
+    let headers = [(":method", "POST"), (":path", CHAT), ("x-e2e-panic", "1")];
+    let error = stream.send_request_headers(&headers, false).unwrap_err();
+    let HostError::Trap {
+        callback,
+        panic,
+        trap,
+    } = &error
+    else {
+        panic!("expected a trap, got {error}");
+    };
+    assert_eq!(callback, "proxy_on_request_headers");
+    let panic = panic.as_deref().unwrap_or_default();
+    assert!(
+        panic.contains("fault injected by x-e2e-panic"),
+        "{panic} / {trap}"
+    );
+    assert!(error.to_string().contains("fault injected"), "{error}");
+    drop(stream);
+    assert!(host.failure().is_some());
+    let next = host
+        .request()
+        .err()
+        .expect("a failed VM takes no new streams");
+    assert!(matches!(next, HostError::VmFailed { .. }), "{next}");
+}
+
+#[test]
+fn the_shipped_module_writes_nothing_to_stdout_or_stderr() {
+    let mut host = host();
+    let body = chat_body("auto", SIMPLE);
+    let mut stream = host.request().unwrap();
+    send(&mut stream, CHAT, body.as_bytes());
+    stream.finish().unwrap();
+    assert!(host.stdout().is_empty() && host.stderr().is_empty());
+    assert_eq!(host.open_streams(), 0);
+    assert!(
+        host.metric_names().is_empty(),
+        "the filter defines no metrics yet"
+    );
+    assert!(host.http_calls().is_empty());
+    assert_eq!(host.foreign_calls().len(), 1);
+    assert_eq!(host.foreign_calls()[0].1, "clear_route_cache");
+}
