@@ -2,7 +2,9 @@
 
 use std::sync::LazyLock;
 
-use regex::{RegexSet, RegexSetBuilder};
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
 
 use crate::format::ParsedRequest;
 use crate::scan;
@@ -153,12 +155,25 @@ const CONSTRAINT_WORDS: &[&str] = &[
     r"\b\d+ (words|sentences|paragraphs|bullet points|items)\b",
 ];
 
-/// ASCII-only, case-insensitive: cheap on any text, and every cue is English anyway.
-fn ascii_set(patterns: &[&str]) -> Option<RegexSet> {
-    RegexSetBuilder::new(patterns)
-        .case_insensitive(true)
-        .unicode(false)
-        .build()
+/// ASCII-only, case-insensitive: cheap on any text, and every cue is English anyway. Built as
+/// `regex::RegexSet` builds its sets (all matches, UTF-8 haystacks), but with no literal prefilter:
+/// with this many patterns its candidates are everywhere and it restarts the search at each one; the
+/// lazy DFA alone reads the text once.
+fn ascii_set(patterns: &[&str]) -> Option<Regex> {
+    Regex::builder()
+        .configure(
+            Regex::config()
+                .match_kind(MatchKind::All)
+                .utf8_empty(true)
+                .auto_prefilter(false),
+        )
+        .syntax(
+            syntax::Config::new()
+                .case_insensitive(true)
+                .unicode(false)
+                .utf8(true),
+        )
+        .build_many(patterns)
         .ok()
 }
 
@@ -172,7 +187,18 @@ const CUE_LISTS: [&[&str]; 5] = [
     CONSTRAINT_WORDS,
 ];
 
-static CUES: LazyLock<Option<RegexSet>> = LazyLock::new(|| ascii_set(&CUE_LISTS.concat()));
+static CUES: LazyLock<Option<CueSet>> =
+    LazyLock::new(|| ascii_set(&CUE_LISTS.concat()).map(CueSet));
+
+/// The compiled cue patterns, in [`CUE_LISTS`] order.
+struct CueSet(Regex);
+
+impl CueSet {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.pattern_len()
+    }
+}
 
 /// Distinct patterns of each cue list matched anywhere in the scanned text.
 struct CueCounts {
@@ -186,12 +212,14 @@ struct CueCounts {
 impl CueCounts {
     fn of(segments: &[&str]) -> CueCounts {
         let mut seen = [false; CUE_COUNT];
-        if let Some(set) = CUES.as_ref() {
+        if let Some(CueSet(set)) = CUES.as_ref() {
+            let mut matched = PatternSet::new(set.pattern_len());
             for segment in segments {
-                for index in set.matches(segment).iter() {
-                    if let Some(flag) = seen.get_mut(index) {
-                        *flag = true;
-                    }
+                set.which_overlapping_matches(&Input::new(segment), &mut matched);
+            }
+            for pattern in matched.iter() {
+                if let Some(flag) = seen.get_mut(pattern.as_usize()) {
+                    *flag = true;
                 }
             }
         }
@@ -279,25 +307,17 @@ const LATEX_COMMANDS: &[&str] = &[
     "vec", "nabla", "log", "ln", "sin", "cos", "tan", "left", "right", "[", "(",
 ];
 
-fn latex_markers(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let mut count = text.matches("$$").count();
-    for (index, _) in bytes.iter().enumerate().filter(|(_, byte)| **byte == b'\\') {
-        let rest = bytes.get(index + 1..).unwrap_or_default();
-        let name_len = rest
-            .iter()
-            .take_while(|byte| byte.is_ascii_alphabetic())
-            .count()
-            .max(1);
-        let name = rest.get(..name_len).unwrap_or_default();
-        if LATEX_COMMANDS
-            .iter()
-            .any(|command| command.as_bytes() == name)
-        {
-            count += 1;
-        }
-    }
-    count
+/// Whether the bytes after a backslash name a LaTeX command (or open display or inline math).
+fn is_latex_command(rest: &[u8]) -> bool {
+    let name_len = rest
+        .iter()
+        .take_while(|byte| byte.is_ascii_alphabetic())
+        .count()
+        .max(1);
+    let name = rest.get(..name_len).unwrap_or_default();
+    LATEX_COMMANDS
+        .iter()
+        .any(|command| command.as_bytes() == name)
 }
 
 fn is_latin(c: char) -> bool {
@@ -325,31 +345,132 @@ struct TextCounts {
     latex: usize,
 }
 
+/// Bytes the per-char counts need no more than a table for: ASCII but newlines, backticks, dollars
+/// and backslashes. Each entry adds 1 to 16-bit lanes: non-space, digit, operator, letter (the char
+/// tests on the byte: `is_whitespace`, `is_ascii_digit`, [`OPERATORS`], `is_alphabetic`).
+const PLAIN: [u64; 256] = {
+    let mut table = [SPECIAL; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        table[byte] = match byte as u8 {
+            b'\n' | b'`' | b'$' | b'\\' => SPECIAL,
+            b'\t' | b'\r' | 0x0B | 0x0C | b' ' => 0,
+            b'0'..=b'9' => NON_SPACE | DIGIT,
+            b'=' | b'+' | b'*' | b'/' | b'^' | b'<' | b'>' => NON_SPACE | OPERATOR,
+            b'a'..=b'z' | b'A'..=b'Z' => NON_SPACE | LETTER,
+            _ => NON_SPACE,
+        };
+        byte += 1;
+    }
+    table
+};
+const NON_SPACE: u64 = 1;
+const DIGIT: u64 = 1 << 16;
+const OPERATOR: u64 = 1 << 32;
+const LETTER: u64 = 1 << 48;
+/// Not a sum of lanes any byte of a run of at most `u16::MAX` bytes can reach.
+const SPECIAL: u64 = u64::MAX;
+
+/// How many times `byte` repeats from the start of `bytes`.
+fn run_len(bytes: &[u8], byte: u8) -> usize {
+    bytes.iter().take_while(|next| **next == byte).count()
+}
+
 impl TextCounts {
+    /// One pass over the bytes: plain ASCII bytes summed by table, the rest one by one. Lines are
+    /// those of `str::lines` with some non-space char, fences and `$$` the non-overlapping matches of
+    /// `str::matches` (a run of n backticks holds n / 3): the counts of the char-by-char definitions.
     fn add(&mut self, text: &str) {
-        for c in text.chars() {
-            if c.is_whitespace() {
+        let bytes = text.as_bytes();
+        let mut index = 0;
+        let mut line_start = 0;
+        let mut line_non_space = self.non_space;
+        while index < bytes.len() {
+            let end = bytes.len().min(index + usize::from(u16::MAX));
+            let chunk = bytes.get(index..end).unwrap_or_default();
+            let mut lanes = 0u64;
+            let mut plain = 0;
+            for &byte in chunk {
+                let entry = PLAIN.get(usize::from(byte)).copied().unwrap_or(SPECIAL);
+                if entry == SPECIAL {
+                    break;
+                }
+                lanes += entry;
+                plain += 1;
+            }
+            self.non_space += (lanes & 0xffff) as usize;
+            self.digits += ((lanes >> 16) & 0xffff) as usize;
+            self.operators += ((lanes >> 32) & 0xffff) as usize;
+            self.letters += (lanes >> 48) as usize;
+            index += plain;
+            if plain == chunk.len() {
                 continue;
             }
-            self.non_space += 1;
-            if c.is_ascii_digit() {
-                self.digits += 1;
-            } else if OPERATORS.contains(&c) {
-                self.operators += 1;
-            } else if c.is_alphabetic() {
-                self.letters += 1;
-                if !is_latin(c) {
-                    self.non_latin_letters += 1;
+            let Some(&byte) = bytes.get(index) else {
+                break;
+            };
+            match byte {
+                b'\n' => {
+                    if self.non_space > line_non_space {
+                        let line = text.get(line_start..index).unwrap_or_default();
+                        self.add_line(line.strip_suffix('\r').unwrap_or(line));
+                    }
+                    line_start = index + 1;
+                    line_non_space = self.non_space;
+                    index += 1;
+                }
+                b'`' | b'$' => {
+                    let run = run_len(bytes.get(index..).unwrap_or_default(), byte);
+                    self.non_space += run;
+                    if byte == b'`' {
+                        self.fences += run / 3;
+                    } else {
+                        self.latex += run / 2;
+                    }
+                    index += run;
+                }
+                b'\\' => {
+                    self.non_space += 1;
+                    let rest = bytes.get(index + 1..).unwrap_or_default();
+                    self.latex += usize::from(is_latex_command(rest));
+                    index += 1;
+                }
+                _ => {
+                    let c = text
+                        .get(index..)
+                        .and_then(|rest| rest.chars().next())
+                        .unwrap_or(char::REPLACEMENT_CHARACTER);
+                    index += c.len_utf8();
+                    self.add_non_ascii(c);
                 }
             }
         }
-        for line in text.lines().filter(|line| !line.trim().is_empty()) {
-            self.lines += 1;
-            self.code_lines += usize::from(looks_like_code(line));
-            self.bullet_lines += usize::from(is_bullet(line));
+        if self.non_space > line_non_space {
+            self.add_line(text.get(line_start..).unwrap_or_default());
         }
-        self.fences += text.matches("```").count();
-        self.latex += latex_markers(text);
+    }
+
+    #[inline(never)]
+    fn add_non_ascii(&mut self, c: char) {
+        if c.is_whitespace() {
+            return;
+        }
+        self.non_space += 1;
+        if OPERATORS.contains(&c) {
+            self.operators += 1;
+        } else if c.is_alphabetic() {
+            self.letters += 1;
+            if !is_latin(c) {
+                self.non_latin_letters += 1;
+            }
+        }
+    }
+
+    /// A line with some non-space char.
+    fn add_line(&mut self, line: &str) {
+        self.lines += 1;
+        self.code_lines += usize::from(looks_like_code(line));
+        self.bullet_lines += usize::from(is_bullet(line));
     }
 }
 
@@ -406,3 +527,29 @@ impl Features {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod plain_table_tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_table_agrees_with_the_char_tests() {
+        for byte in 0..=u8::MAX {
+            let entry = PLAIN[usize::from(byte)];
+            let c = char::from(byte);
+            if !byte.is_ascii() || matches!(byte, b'\n' | b'`' | b'$' | b'\\') {
+                assert_eq!(entry, SPECIAL, "{byte}");
+                continue;
+            }
+            let non_space = !c.is_whitespace();
+            let digit = non_space && c.is_ascii_digit();
+            let operator = non_space && !digit && OPERATORS.contains(&c);
+            let letter = non_space && !digit && !operator && c.is_alphabetic();
+            let expected = u64::from(non_space) * NON_SPACE
+                + u64::from(digit) * DIGIT
+                + u64::from(operator) * OPERATOR
+                + u64::from(letter) * LETTER;
+            assert_eq!(entry, expected, "{byte}");
+        }
+    }
+}

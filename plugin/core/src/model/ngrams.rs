@@ -44,7 +44,7 @@ fn fmix64(mut hash: u64) -> u64 {
     hash ^ (hash >> 33)
 }
 
-fn normalise(byte: u8) -> u8 {
+const fn normalise(byte: u8) -> u8 {
     if byte.is_ascii_digit() {
         b'0'
     } else {
@@ -52,94 +52,29 @@ fn normalise(byte: u8) -> u8 {
     }
 }
 
-fn is_word_byte(byte: u8) -> bool {
+const fn is_word_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
 }
 
-/// The words of one segment; emits unigrams and bigrams.
-struct Words {
-    hash: u64,
-    in_word: bool,
-    previous: Option<u64>,
-}
-
-impl Words {
-    fn new() -> Words {
-        Words {
-            hash: FNV_OFFSET,
-            in_word: false,
-            previous: None,
+/// Per byte: its normalised value in the low 8 bits, [`WORD`] and [`SPACE`] flags above.
+const BYTES: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut entry = normalise(byte as u8) as u16;
+        if is_word_byte(byte as u8) {
+            entry |= WORD;
         }
+        if (byte as u8).is_ascii_whitespace() {
+            entry |= SPACE;
+        }
+        table[byte] = entry;
+        byte += 1;
     }
-
-    #[inline(always)]
-    fn push(&mut self, byte: u8, normalised: u8, emit: &mut impl FnMut(Kind, u64)) {
-        if is_word_byte(byte) {
-            self.hash = (self.hash ^ u64::from(normalised)).wrapping_mul(FNV_PRIME);
-            self.in_word = true;
-        } else {
-            self.end_word(emit);
-        }
-    }
-
-    #[inline(always)]
-    fn end_word(&mut self, emit: &mut impl FnMut(Kind, u64)) {
-        if !self.in_word {
-            return;
-        }
-        let word = self.hash;
-        emit(Kind::Word, fmix64(word ^ WORD_SEED));
-        if let Some(previous) = self.previous {
-            emit(Kind::WordPair, fmix64(fmix64(previous ^ PAIR_SEED) ^ word));
-        }
-        self.previous = Some(word);
-        self.hash = FNV_OFFSET;
-        self.in_word = false;
-    }
-}
-
-/// The character 4-grams of one segment, whitespace collapsed, framed by spaces.
-struct Chars {
-    window: u32,
-    filled: u32,
-    after_space: bool,
-}
-
-impl Chars {
-    fn new() -> Chars {
-        Chars {
-            window: u32::from(b' '),
-            filled: 1,
-            after_space: true,
-        }
-    }
-
-    #[inline(always)]
-    fn push(&mut self, byte: u8, normalised: u8, emit: &mut impl FnMut(Kind, u64)) {
-        let byte = if byte.is_ascii_whitespace() {
-            if self.after_space {
-                return;
-            }
-            self.after_space = true;
-            b' '
-        } else {
-            self.after_space = false;
-            normalised
-        };
-        self.window = (self.window << 8) | u32::from(byte);
-        self.filled += 1;
-        if self.filled >= CHAR_GRAM {
-            let hash = (u64::from(self.window) ^ CHARS_SEED).wrapping_mul(CHARS_MULTIPLIER);
-            emit(Kind::Chars, hash ^ (hash >> 32));
-        }
-    }
-
-    fn finish(&mut self, emit: &mut impl FnMut(Kind, u64)) {
-        if !self.after_space {
-            self.push(b' ', b' ', emit);
-        }
-    }
-}
+    table
+};
+const WORD: u16 = 1 << 8;
+const SPACE: u16 = 1 << 9;
 
 /// Calls `emit(kind, hash)` for every n-gram of `segments`, segment by segment (n-grams never span two
 /// segments), without allocating.
@@ -149,16 +84,68 @@ pub(crate) fn visit<'t>(
     mut emit: impl FnMut(Kind, u64),
 ) {
     for segment in segments {
-        let mut words = Words::new();
-        let mut chars = Chars::new();
+        // Words: the running FNV-1a hash of the current word, the previous word's hash.
+        let mut hash = FNV_OFFSET;
+        let mut in_word = false;
+        let mut previous: Option<u64> = None;
+        // Chars: the last 4 bytes, how many were pushed, and whether the last one was a space.
+        let mut window = u32::from(b' ');
+        let mut filled = 1u32;
+        let mut after_space = true;
         for &byte in segment.as_bytes() {
-            let normalised = normalise(byte);
-            words.push(byte, normalised, &mut emit);
-            chars.push(byte, normalised, &mut emit);
+            let entry = BYTES.get(usize::from(byte)).copied().unwrap_or(0);
+            let normalised = entry as u8;
+            if entry & WORD != 0 {
+                hash = (hash ^ u64::from(normalised)).wrapping_mul(FNV_PRIME);
+                in_word = true;
+            } else if in_word {
+                end_word(hash, &mut previous, &mut emit);
+                hash = FNV_OFFSET;
+                in_word = false;
+            }
+            let pushed = if entry & SPACE != 0 {
+                if after_space {
+                    continue;
+                }
+                after_space = true;
+                b' '
+            } else {
+                after_space = false;
+                normalised
+            };
+            window = (window << 8) | u32::from(pushed);
+            filled += 1;
+            if filled >= CHAR_GRAM {
+                emit(Kind::Chars, chars_hash(window));
+            }
         }
-        words.end_word(&mut emit);
-        chars.finish(&mut emit);
+        if in_word {
+            end_word(hash, &mut previous, &mut emit);
+        }
+        if !after_space {
+            window = (window << 8) | u32::from(b' ');
+            filled += 1;
+            if filled >= CHAR_GRAM {
+                emit(Kind::Chars, chars_hash(window));
+            }
+        }
     }
+}
+
+/// Emits a finished word's unigram and, after the segment's first word, its bigram.
+#[inline(always)]
+fn end_word(hash: u64, previous: &mut Option<u64>, emit: &mut impl FnMut(Kind, u64)) {
+    emit(Kind::Word, fmix64(hash ^ WORD_SEED));
+    if let Some(previous) = *previous {
+        emit(Kind::WordPair, fmix64(fmix64(previous ^ PAIR_SEED) ^ hash));
+    }
+    *previous = Some(hash);
+}
+
+#[inline(always)]
+fn chars_hash(window: u32) -> u64 {
+    let hash = (u64::from(window) ^ CHARS_SEED).wrapping_mul(CHARS_MULTIPLIER);
+    hash ^ (hash >> 32)
 }
 
 /// The bucket of `hash` among `buckets` (a power of two).
