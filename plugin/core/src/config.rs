@@ -199,6 +199,8 @@ pub struct Config {
     route_models: Vec<String>,
     pub(crate) tiers: Vec<Tier>,
     pub(crate) rules: Vec<Rule>,
+    /// Distinct header names the rules read, worked out once: the filter fetches these per request.
+    rule_headers: Vec<String>,
     max_body_bytes: usize,
     pub(crate) max_scan_bytes: usize,
     model: ConfigModel,
@@ -241,18 +243,8 @@ impl Config {
     }
 
     /// Lowercase names of the request headers that rules read (the filter fetches only these).
-    pub fn rule_header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for (name, _) in self
-            .rules
-            .iter()
-            .filter_map(|rule| rule.when.header.as_ref())
-        {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        names
+    pub fn rule_header_names(&self) -> &[String] {
+        &self.rule_headers
     }
 
     pub fn default_tier_name(&self) -> &str {
@@ -303,6 +295,7 @@ impl Default for Config {
                 models: Default::default(),
             }],
             rules: Vec::new(),
+            rule_headers: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             max_scan_bytes: DEFAULT_MAX_SCAN_BYTES as usize,
             model: ConfigModel::Shipped(Model::shipped()),
@@ -411,16 +404,28 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         "limits.max_scan_bytes",
         limits.max_scan_bytes.unwrap_or(DEFAULT_MAX_SCAN_BYTES),
     )?;
+    let rule_headers = distinct_rule_headers(&rules);
     Ok(Config {
         route_header,
         default_tier,
         route_models,
         tiers,
         rules,
+        rule_headers,
         max_body_bytes,
         max_scan_bytes,
         model,
     })
+}
+
+fn distinct_rule_headers(rules: &[Rule]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in rules.iter().filter_map(|rule| rule.when.header.as_ref()) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 fn positive_size(path: &str, value: u64) -> Result<usize, ConfigError> {

@@ -80,8 +80,8 @@ impl TriageRequest {
         let rule_headers = self
             .config
             .rule_header_names()
-            .into_iter()
-            .filter_map(|name| self.request_header(&name).map(|value| (name, value)))
+            .iter()
+            .filter_map(|name| self.request_header(name).map(|value| (name.clone(), value)))
             .collect();
         PendingRequest {
             format,
