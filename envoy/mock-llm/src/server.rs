@@ -1,4 +1,3 @@
-use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +13,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::fail::{Failure, Injected, Outcome};
 use crate::reply::{self, Reply, ReplyBody};
 
 /// One request as the mock received it.
@@ -81,6 +81,7 @@ impl MockServer {
         let bound = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()?;
         let state = Arc::new(ServerState {
             tier: tier.to_owned(),
@@ -161,11 +162,13 @@ async fn serve(listener: StdTcpListener, state: Arc<ServerState>, mut stop: ones
     }
 }
 
+/// Records the request, then applies its `x-mock-fail` switches: the delay, then a reset (an error
+/// from the service makes hyper close the connection without a response) or a reply.
 async fn handle(
     state: Arc<ServerState>,
     conn_id: u64,
     request: Request<Incoming>,
-) -> Result<Response<ReplyBody>, Infallible> {
+) -> Result<Response<ReplyBody>, Injected> {
     let (head, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -192,18 +195,47 @@ async fn handle(
             .collect(),
         body: body.to_vec(),
     };
+    let failure = Failure::from_headers(
+        &state.tier,
+        received
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
     let (method, path) = (received.method.clone(), received.path.clone());
     let sequence = state.record(received);
-    let reply = reply::reply(&state.tier, &method, &path, &body, sequence);
-    if state.log_requests {
-        eprintln!(
-            "mock-llm tier={} conn={conn_id} {method} {path} model={} body_bytes={} status={}",
-            state.tier,
-            reply.model.as_deref().unwrap_or("-"),
-            body.len(),
-            reply.status.as_u16(),
-        );
+    let log = |model: Option<&str>, outcome: &str, note: &str| {
+        if state.log_requests {
+            eprintln!(
+                "mock-llm tier={} conn={conn_id} {method} {path} model={} body_bytes={} status={outcome}{note}",
+                state.tier,
+                model.unwrap_or("-"),
+                body.len(),
+            );
+        }
+    };
+    let failure = match failure {
+        Ok(failure) => failure,
+        Err(message) => {
+            let reply = reply::bad_request(&message);
+            log(None, reply.status.as_str(), &format!(" error={message:?}"));
+            return Ok(response(&state, conn_id, reply));
+        }
+    };
+    let note = if failure.is_none() {
+        String::new()
+    } else {
+        format!(" fail={failure}")
+    };
+    if let Some(delay) = failure.delay {
+        tokio::time::sleep(delay).await;
     }
+    if failure.outcome == Outcome::Reset {
+        log(None, "reset", &note);
+        return Err(Injected("reset"));
+    }
+    let reply = reply::reply(&state.tier, &method, &path, &body, sequence, &failure);
+    log(reply.model.as_deref(), reply.status.as_str(), &note);
     Ok(response(&state, conn_id, reply))
 }
 
@@ -214,5 +246,8 @@ fn response(state: &ServerState, conn_id: u64, reply: Reply) -> Response<ReplyBo
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     headers.insert("x-mock-tier", state.tier_header.clone());
     headers.insert("x-mock-conn", HeaderValue::from(conn_id));
+    for (name, value) in reply.headers {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }

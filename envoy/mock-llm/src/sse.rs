@@ -24,6 +24,16 @@ pub(crate) fn deltas(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Tool call arguments as streamed: pieces of a few characters, concatenated the arguments again.
+pub(crate) fn argument_pieces(arguments: &str) -> Vec<String> {
+    const CHARS_PER_PIECE: usize = 8;
+    let chars: Vec<char> = arguments.chars().collect();
+    chars
+        .chunks(CHARS_PER_PIECE)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +44,15 @@ mod tests {
         let pieces = deltas(text);
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn argument_pieces_rebuild_the_arguments() {
+        let arguments = r#"{"query": "unterminated"#;
+        let pieces = argument_pieces(arguments);
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(pieces.concat(), arguments);
+        assert!(argument_pieces("").is_empty());
     }
 
     #[test]
