@@ -9,7 +9,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::format::ApiFormat;
+use crate::mode::Mode;
 use crate::model::Model;
+use crate::pricing::Price;
+
+mod escalation;
+mod operations;
+pub use escalation::EscalationPolicy;
+pub use operations::Override;
+use operations::{RawOverride, RawPrice, RawRecord, RawUsage};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -50,6 +58,13 @@ struct RawConfig {
     limits: Option<RawLimits>,
     /// A model file's object, embedded (the filter reads no files).
     model: Option<Box<RawValue>>,
+    mode: Option<String>,
+    canary_percent: Option<f64>,
+    #[serde(rename = "override")]
+    override_: Option<RawOverride>,
+    record: Option<RawRecord>,
+    usage: Option<RawUsage>,
+    escalation: Option<escalation::RawEscalation>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +74,8 @@ struct RawTier {
     model: Option<String>,
     max_score: Option<f64>,
     models: Option<RawModels>,
+    price: Option<RawPrice>,
+    cluster: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,9 +105,9 @@ struct RawWhen {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawHeader {
-    name: String,
-    value: String,
+pub(crate) struct RawHeader {
+    pub(crate) name: String,
+    pub(crate) value: String,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +135,9 @@ fn default_tiers() -> Vec<RawTier> {
             openai_responses: None,
             anthropic_messages: Some(anthropic.into()),
         }),
+        // Prices are the operator's contract, not ours to guess: unpriced tiers record no cost.
+        price: None,
+        cluster: None,
     };
     // No max_score: the shipped model's calibrated thresholds apply.
     vec![
@@ -135,6 +155,9 @@ pub(crate) struct Tier {
     model: Option<String>,
     /// Per-format overrides, in [`ApiFormat::ALL`] order.
     models: [Option<String>; 3],
+    pub(crate) price: Option<Price>,
+    /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured).
+    pub(crate) cluster: String,
 }
 
 impl Tier {
@@ -204,6 +227,11 @@ pub struct Config {
     max_body_bytes: usize,
     pub(crate) max_scan_bytes: usize,
     model: ConfigModel,
+    mode: Mode,
+    pub(crate) override_policy: Option<Override>,
+    record_body_bytes: usize,
+    request_stream_usage: bool,
+    escalation: Option<EscalationPolicy>,
 }
 
 impl Config {
@@ -242,9 +270,67 @@ impl Config {
         self.max_scan_bytes
     }
 
-    /// Lowercase names of the request headers that rules read (the filter fetches only these).
-    pub fn rule_header_names(&self) -> &[String] {
+    /// Lowercase names of the request headers the decision reads: the rules' and the override's
+    /// (the filter fetches only these).
+    pub fn decision_header_names(&self) -> &[String] {
         &self.rule_headers
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn override_policy(&self) -> Option<&Override> {
+        self.override_policy.as_ref()
+    }
+
+    /// The largest request body the decision record carries (0: none). Logging bodies is what
+    /// lets `triage train --from-log` learn from live traffic; it is off unless asked for.
+    pub fn record_body_bytes(&self) -> usize {
+        self.record_body_bytes
+    }
+
+    /// Whether the filter asks OpenAI chat streams for a final usage chunk.
+    pub fn request_stream_usage(&self) -> bool {
+        self.request_stream_usage
+    }
+
+    /// The price of the tier named `tier`, if the config gives one.
+    pub fn price(&self, tier: &str) -> Option<Price> {
+        self.tiers
+            .iter()
+            .find(|known| known.name == tier)
+            .and_then(|known| known.price)
+    }
+
+    /// The escalation policy; None when escalation is off.
+    pub fn escalation(&self) -> Option<&EscalationPolicy> {
+        self.escalation.as_ref()
+    }
+
+    pub fn tier_index(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|tier| tier.name == name)
+    }
+
+    pub fn tier_name(&self, index: usize) -> Option<&str> {
+        self.tiers.get(index).map(|tier| tier.name.as_str())
+    }
+
+    /// The Envoy cluster of the tier at `index`.
+    pub fn tier_cluster(&self, index: usize) -> Option<&str> {
+        self.tiers.get(index).map(|tier| tier.cluster.as_str())
+    }
+
+    /// The model the tier at `index` writes into a body of `format`, if any.
+    pub fn tier_model(&self, index: usize, format: ApiFormat) -> Option<&str> {
+        self.tiers
+            .get(index)
+            .and_then(|tier| tier.model_for(format))
+    }
+
+    /// The dearest tier: what every request would cost without routing.
+    pub fn top_tier_name(&self) -> &str {
+        self.tiers.last().map_or("", |tier| tier.name.as_str())
     }
 
     pub fn default_tier_name(&self) -> &str {
@@ -293,12 +379,19 @@ impl Default for Config {
                 max_score: None,
                 model: None,
                 models: Default::default(),
+                price: None,
+                cluster: format!("tier_{DEFAULT_TIER}"),
             }],
             rules: Vec::new(),
             rule_headers: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             max_scan_bytes: DEFAULT_MAX_SCAN_BYTES as usize,
             model: ConfigModel::Shipped(Model::shipped()),
+            mode: Mode::Enforce,
+            override_policy: None,
+            record_body_bytes: 0,
+            request_stream_usage: false,
+            escalation: None,
         })
     }
 }
@@ -404,7 +497,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         "limits.max_scan_bytes",
         limits.max_scan_bytes.unwrap_or(DEFAULT_MAX_SCAN_BYTES),
     )?;
-    let rule_headers = distinct_rule_headers(&rules);
+    let mode = operations::mode(raw.mode.as_deref(), raw.canary_percent)?;
+    let override_policy = operations::override_policy(raw.override_, &route_header)?;
+    let escalation = escalation::policy(raw.escalation)?;
+    let rule_headers = decision_headers(&rules, override_policy.as_ref(), escalation.as_ref());
     Ok(Config {
         route_header,
         default_tier,
@@ -415,12 +511,32 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         max_body_bytes,
         max_scan_bytes,
         model,
+        mode,
+        override_policy,
+        record_body_bytes: operations::record_body_bytes(raw.record),
+        request_stream_usage: operations::request_stream_usage(raw.usage),
+        escalation,
     })
 }
 
-fn distinct_rule_headers(rules: &[Rule]) -> Vec<String> {
+fn decision_headers(
+    rules: &[Rule],
+    override_policy: Option<&Override>,
+    escalation: Option<&EscalationPolicy>,
+) -> Vec<String> {
+    let rule_headers = rules.iter().filter_map(|rule| rule.when.header.as_ref());
+    let override_headers = override_policy.into_iter().flat_map(|policy| {
+        std::iter::once(&policy.header).chain(policy.allow.iter().map(|(name, _)| name))
+    });
+    let never_headers = escalation
+        .into_iter()
+        .flat_map(|policy| policy.never_when.iter().map(|(name, _)| name));
     let mut names: Vec<String> = Vec::new();
-    for (name, _) in rules.iter().filter_map(|rule| rule.when.header.as_ref()) {
+    for name in rule_headers
+        .map(|(name, _)| name)
+        .chain(override_headers)
+        .chain(never_headers)
+    {
         if !names.contains(name) {
             names.push(name.clone());
         }
@@ -522,7 +638,11 @@ fn validate_tiers(raw: Vec<RawTier>, model: &ConfigModel) -> Result<Vec<Tier>, C
                 )?,
             ],
         };
+        let cluster = non_empty(&format!("{path}.cluster"), tier.cluster)?
+            .unwrap_or_else(|| format!("tier_{}", tier.name));
         tiers.push(Tier {
+            price: operations::price(&format!("{path}.price"), tier.price)?,
+            cluster,
             name: tier.name,
             max_score: tier.max_score,
             model,

@@ -28,6 +28,23 @@ pub enum Cause {
     Rule(String),
     ExplicitModel,
     FailOpen(FailOpen),
+    /// An allowed caller picked the tier; `from` is the tier triage chose itself.
+    Override {
+        from: String,
+    },
+}
+
+impl Cause {
+    /// The cause's kind, a bounded set (a metric label): rule names and fail-open reasons are not.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cause::Scored => "scored",
+            Cause::Rule(_) => "rule",
+            Cause::ExplicitModel => "explicit_model",
+            Cause::FailOpen(_) => "fail_open",
+            Cause::Override { .. } => "override",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +55,8 @@ pub struct Decision {
     pub requested_model: Option<String>,
     pub cause: Cause,
     pub reasons: Vec<String>,
+    /// The request asked for a streamed answer.
+    pub stream: bool,
 }
 
 impl Decision {
@@ -57,6 +76,7 @@ impl Decision {
                 )
             }
             Cause::FailOpen(cause) => format!("fail_open: {}", cause.as_str()),
+            Cause::Override { from } => format!("override: {from}->{}", self.tier),
         };
         header_safe(&text)
     }
@@ -92,6 +112,7 @@ mod tests {
             requested_model: Some("gpt-4o\n".into()),
             cause,
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            stream: false,
         }
     }
 
@@ -127,6 +148,17 @@ mod tests {
                 decision(Cause::FailOpen(FailOpen::BodyTooLarge), None, &[]),
                 None,
                 "fail_open: body_too_large",
+            ),
+            (
+                decision(
+                    Cause::Override {
+                        from: "small".into(),
+                    },
+                    Some(0.1),
+                    &["code+0.41"],
+                ),
+                Some("0.1000"),
+                "override: small->mid",
             ),
         ];
         for (d, score, reason) in cases {

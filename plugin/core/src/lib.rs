@@ -5,21 +5,39 @@
 //! Pure Rust with no host dependencies: the proxy-wasm filter and the `triage` CLI call the same
 //! [`decide`] on the same [`Config`].
 
+mod answer;
+mod breaker;
 mod config;
 mod decision;
+mod escalation;
 mod features;
 mod format;
+mod mode;
 mod model;
 mod policy;
+mod pricing;
+mod record;
 mod rewrite;
 mod scan;
+mod stream_watch;
+mod upstream;
+mod usage;
 
-pub use config::{Config, ConfigError};
+pub use answer::{check_answer, expectations, AnswerChecks, Expectations, Weakness};
+pub use breaker::{Breaker, BreakerSettings, BreakerState};
+pub use config::{Config, ConfigError, EscalationPolicy, Override};
 pub use decision::{Cause, Decision, FailOpen};
+pub use escalation::{failure_cause, ESCALATION_CAUSES};
 pub use features::{Features, FEATURE_COUNT, FEATURE_NAMES};
 pub use format::{parse_request, ApiFormat, Message, ParsedRequest, Role};
+pub use mode::{Applied, Mode};
 pub use model::{
     model_inputs, Calibration, Model, ModelError, ModelInputs, Prediction, FEATURE_SET,
 };
-pub use policy::{decide, fail_open, RequestHead};
-pub use rewrite::{rewrite_model, RewriteError};
+pub use policy::{decide, fail_open, retarget, RequestHead};
+pub use pricing::{counter_micro_usd, Price};
+pub use record::{DecisionRecord, Escalation, OverrideRecord, RecordStart, RECORD_VERSION};
+pub use rewrite::{insert_member, rewrite_model, RewriteError};
+pub use stream_watch::{StreamVerdict, StreamWatch};
+pub use upstream::upstream_body;
+pub use usage::{Usage, UsageReader};

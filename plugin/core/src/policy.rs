@@ -55,6 +55,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
     };
     let requested = Requested::of(config, field);
     let request = parsed.as_ref().ok();
+    let stream = request.is_some_and(|request| request.stream);
 
     let decision = |tier: usize, score: Option<f64>, cause: Cause, reasons: Vec<String>| {
         let model = if requested.routable {
@@ -77,8 +78,25 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
             requested_model: requested.model.as_deref().map(str::to_string),
             cause,
             reasons,
+            stream,
         }
     };
+
+    // An allowed caller's override replaces the tier of an automatic decision (a rule's or the
+    // model's) and keeps what triage would have chosen; a pinned model or a fail-open is not routed.
+    let chosen =
+        |tier: usize, score: Option<f64>, cause: Cause, reasons: Vec<String>| match override_tier(
+            config, head,
+        ) {
+            Some(wanted) => {
+                let from = config
+                    .tiers
+                    .get(tier)
+                    .map_or_else(String::new, |tier| tier.name.clone());
+                decision(wanted, score, Cause::Override { from }, reasons)
+            }
+            None => decision(tier, score, cause, reasons),
+        };
 
     if let Some(rule) = config
         .rules
@@ -86,7 +104,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
         .find(|rule| matches(&rule.when, config, head, request))
     {
         let reasons = vec![format!("rule:{}", rule.name)];
-        return decision(rule.tier, None, Cause::Rule(rule.name.clone()), reasons);
+        return chosen(rule.tier, None, Cause::Rule(rule.name.clone()), reasons);
     }
     if let (Some(model), false) = (requested.model.as_deref(), requested.routable) {
         let tier = config
@@ -117,12 +135,46 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
                 .is_some_and(|max| prediction.probability <= max)
         })
         .unwrap_or(config.tiers.len().saturating_sub(1));
-    decision(
+    chosen(
         tier,
         Some(prediction.probability),
         Cause::Scored,
         prediction.reasons,
     )
+}
+
+/// The tier an allowed caller asked for; None for a caller not on the allowlist or an unknown tier.
+fn override_tier(config: &Config, head: &RequestHead) -> Option<usize> {
+    let policy = config.override_policy.as_ref()?;
+    if !policy.allows(head.headers) {
+        return None;
+    }
+    let (_, wanted) = head
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&policy.header))?;
+    config.tiers.iter().position(|tier| tier.name == *wanted)
+}
+
+/// Moves a decision to the tier at `tier` (past a tier whose circuit breaker is open, or up after a
+/// failure), with that tier's model when the request's model is routable.
+pub fn retarget(config: &Config, decision: &mut Decision, tier: usize, format: ApiFormat) {
+    let Some(target) = config.tiers.get(tier) else {
+        return;
+    };
+    let routable = decision
+        .requested_model
+        .as_deref()
+        .is_none_or(|model| config.routes(model));
+    decision.tier = target.name.clone();
+    decision.model = if routable {
+        target
+            .model_for(format)
+            .filter(|model| Some(*model) != decision.requested_model.as_deref())
+            .map(str::to_string)
+    } else {
+        None
+    };
 }
 
 /// Fail-open decision without a body (e.g. body over the cap): the body stays untouched.
@@ -134,6 +186,7 @@ pub fn fail_open(config: &Config, cause: FailOpen) -> Decision {
         requested_model: None,
         cause: Cause::FailOpen(cause),
         reasons: vec![format!("fail_open:{}", cause.as_str())],
+        stream: false,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Rewrites the top-level "model" of a JSON object body, keeping every other byte as it was.
+//! Rewrites the top-level "model" of a JSON object body, or adds a top-level member, keeping every
+//! other byte as it was.
 
 use std::fmt;
 use std::ops::Range;
@@ -28,28 +29,48 @@ impl std::error::Error for RewriteError {}
 /// byte as it was; inserts `"model":"..."` as the first member when absent. Every top-level "model"
 /// member is replaced, so a duplicate key cannot carry the old model past the router.
 pub fn rewrite_model(body: &[u8], model: &str) -> Result<Vec<u8>, RewriteError> {
-    let scan = scan_object(body)?;
+    let scan = scan_object(body, "model")?;
     let value = json_string(model);
-    let mut out = Vec::with_capacity(body.len() + value.len() + 10);
-    if scan.model_values.is_empty() {
-        let (head, tail) = body.split_at(scan.open_brace + 1);
-        out.extend_from_slice(head);
-        out.extend_from_slice(b"\"model\":");
-        out.extend_from_slice(value.as_bytes());
-        if !scan.is_empty {
-            out.push(b',');
-        }
-        out.extend_from_slice(tail);
-        return Ok(out);
+    if scan.key_values.is_empty() {
+        return Ok(insert_first(body, &scan, "model", &value));
     }
+    let mut out = Vec::with_capacity(body.len() + value.len() + 10);
     let mut copied = 0;
-    for range in scan.model_values {
+    for range in scan.key_values {
         out.extend_from_slice(body.get(copied..range.start).unwrap_or_default());
         out.extend_from_slice(value.as_bytes());
         copied = range.end;
     }
     out.extend_from_slice(body.get(copied..).unwrap_or_default());
     Ok(out)
+}
+
+/// Adds `"key": value_json` as the first member of the top-level object, changing no other byte;
+/// None when the body is not a JSON object, already has `key` at top level (in any escaped
+/// spelling), or `value_json` is not valid JSON.
+pub fn insert_member(body: &[u8], key: &str, value_json: &str) -> Option<Vec<u8>> {
+    serde_json::from_str::<serde::de::IgnoredAny>(value_json).ok()?;
+    let scan = scan_object(body, key).ok()?;
+    if !scan.key_values.is_empty() {
+        return None;
+    }
+    Some(insert_first(body, &scan, key, value_json))
+}
+
+/// `body` with `"key":value` (value already JSON) as the first member of its object.
+fn insert_first(body: &[u8], scan: &ObjectScan, key: &str, value: &str) -> Vec<u8> {
+    let key = json_string(key);
+    let mut out = Vec::with_capacity(body.len() + key.len() + value.len() + 2);
+    let (head, tail) = body.split_at(scan.open_brace + 1);
+    out.extend_from_slice(head);
+    out.extend_from_slice(key.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(value.as_bytes());
+    if !scan.is_empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(tail);
+    out
 }
 
 fn json_string(text: &str) -> String {
@@ -73,7 +94,8 @@ fn json_string(text: &str) -> String {
 struct ObjectScan {
     open_brace: usize,
     is_empty: bool,
-    model_values: Vec<Range<usize>>,
+    /// The value of every top-level member named by the scanned key.
+    key_values: Vec<Range<usize>>,
 }
 
 struct Scanner<'b> {
@@ -169,20 +191,22 @@ impl Scanner<'_> {
     }
 }
 
-fn is_model_key(raw: &[u8]) -> bool {
-    if raw == b"model" {
+/// `raw` (a key as written, without its quotes) is `key`.
+fn is_key(raw: &[u8], key: &str) -> bool {
+    if raw == key.as_bytes() {
         return true;
     }
-    // An escaped spelling such as "mod\u0065l" is the same key to every JSON parser.
+    // An escaped spelling such as "mod\u0065l" is the same key to every JSON parser; an escape
+    // takes at most six bytes per byte of the key.
     raw.contains(&b'\\')
-        && raw.len() <= 64
+        && raw.len() <= 6 * key.len()
         && std::str::from_utf8(raw)
             .ok()
             .and_then(|raw| serde_json::from_str::<String>(&format!("\"{raw}\"")).ok())
-            .is_some_and(|key| key == "model")
+            .is_some_and(|decoded| decoded == key)
 }
 
-fn scan_object(body: &[u8]) -> Result<ObjectScan, RewriteError> {
+fn scan_object(body: &[u8], key_name: &str) -> Result<ObjectScan, RewriteError> {
     let mut scanner = Scanner { bytes: body, at: 0 };
     scanner.skip_whitespace();
     if scanner.peek() != Some(b'{') {
@@ -190,7 +214,7 @@ fn scan_object(body: &[u8]) -> Result<ObjectScan, RewriteError> {
     }
     let open_brace = scanner.at;
     scanner.at += 1;
-    let mut model_values = Vec::new();
+    let mut key_values = Vec::new();
     scanner.skip_whitespace();
     let is_empty = scanner.peek() == Some(b'}');
     if is_empty {
@@ -203,8 +227,8 @@ fn scan_object(body: &[u8]) -> Result<ObjectScan, RewriteError> {
             scanner.expect(b':')?;
             scanner.skip_whitespace();
             let value = scanner.value()?;
-            if is_model_key(body.get(key).unwrap_or_default()) {
-                model_values.push(value);
+            if is_key(body.get(key).unwrap_or_default(), key_name) {
+                key_values.push(value);
             }
             scanner.skip_whitespace();
             match scanner.peek() {
@@ -224,7 +248,7 @@ fn scan_object(body: &[u8]) -> Result<ObjectScan, RewriteError> {
     Ok(ObjectScan {
         open_brace,
         is_empty,
-        model_values,
+        key_values,
     })
 }
 

@@ -21,7 +21,7 @@ fn defaults_from_empty_and_whitespace() {
         assert_eq!(config.max_scan_bytes(), 64 * 1024);
         assert_eq!(config.tier_names(), vec!["small", "mid", "frontier"]);
         assert!(config.routes("auto") && !config.routes("gpt-4o"));
-        assert!(config.rule_header_names().is_empty());
+        assert!(config.decision_header_names().is_empty());
         assert!(std::ptr::eq(config.model(), Model::shipped()));
         assert_eq!(
             config.thresholds(),
@@ -75,7 +75,7 @@ fn the_contract_example_is_accepted() {
     let json = json.replace("MODEL", &model.to_json());
     let config = Config::from_json(json.as_bytes()).unwrap();
     assert_eq!(config.route_header(), "x-triage-route");
-    assert_eq!(config.rule_header_names(), vec!["x-team"]);
+    assert_eq!(config.decision_header_names(), vec!["x-team"]);
     assert_eq!(
         (config.max_body_bytes(), config.max_scan_bytes()),
         (1000, 100)
@@ -211,4 +211,99 @@ fn config_error_exposes_the_path() {
     assert_eq!(error.path(), "limits.max_scan_bytes");
     let boxed: Box<dyn std::error::Error> = Box::new(error);
     assert!(boxed.to_string().contains("at least 1"));
+}
+
+#[test]
+fn operations_defaults() {
+    let config = Config::default();
+    assert_eq!(config.mode(), Mode::Enforce);
+    assert!(config.override_policy().is_none());
+    assert_eq!(config.record_body_bytes(), 0);
+    assert!(!config.request_stream_usage());
+    assert_eq!(config.price("mid"), None);
+    assert_eq!(config.top_tier_name(), "frontier");
+}
+
+#[test]
+fn operations_are_parsed() {
+    let config = Config::from_json(
+        br#"{"mode":"canary","canary_percent":12.5,
+            "tiers":[{"name":"small","max_score":0.3,"price":{"input_per_mtok":0.15,"output_per_mtok":0.6}},
+                     {"name":"big"}],
+            "override":{"header":"X-Pick-Tier","allow":[{"name":"X-Caller","value":"ops"}]},
+            "rules":[{"name":"r","when":{"header":{"name":"x-team","value":"a"}},"tier":"big"}],
+            "record":{"request_body_bytes":4096},
+            "usage":{"request_stream_usage":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(config.mode(), Mode::Canary(12.5));
+    assert_eq!(
+        config.price("small"),
+        Some(Price {
+            input_per_mtok: 0.15,
+            output_per_mtok: 0.6
+        })
+    );
+    assert_eq!(config.price("big"), None);
+    let policy = config.override_policy().unwrap();
+    assert_eq!(policy.header, "x-pick-tier");
+    assert_eq!(
+        policy.allow,
+        vec![("x-caller".to_string(), "ops".to_string())]
+    );
+    assert_eq!(
+        config.decision_header_names(),
+        vec!["x-team", "x-pick-tier", "x-caller"],
+        "the filter fetches the rule and override headers"
+    );
+    assert_eq!(config.record_body_bytes(), 4096);
+    assert!(config.request_stream_usage());
+    assert_eq!(config.top_tier_name(), "big");
+    let shadow = Config::from_json(br#"{"mode":"shadow"}"#).unwrap();
+    assert_eq!(shadow.mode(), Mode::Shadow);
+}
+
+#[test]
+fn operations_errors_name_the_field() {
+    let cases = [
+        (r#"{"mode":"observe"}"#, "mode: \"observe\" is not one of"),
+        (r#"{"mode":"canary"}"#, "canary_percent: required with mode"),
+        (
+            r#"{"mode":"canary","canary_percent":101}"#,
+            "canary_percent: must be within [0, 100]",
+        ),
+        (r#"{"canary_percent":5}"#, "canary_percent: only with mode"),
+        (
+            r#"{"tiers":[{"name":"a","price":{"input_per_mtok":-1,"output_per_mtok":1}}]}"#,
+            "tiers[0].price.input_per_mtok: must be a price",
+        ),
+        (
+            r#"{"tiers":[{"name":"a","price":{"input_per_mtok":1}}]}"#,
+            "tiers[0].price: missing field `output_per_mtok`",
+        ),
+        (
+            r#"{"override":{"allow":[]}}"#,
+            "override.allow: must list at least one",
+        ),
+        (
+            r#"{"override":{"header":"x-triage-route","allow":[{"name":"a","value":"b"}]}}"#,
+            "override.header: must differ from route_header",
+        ),
+        (
+            r#"{"override":{"allow":[{"name":"bad name","value":"b"}]}}"#,
+            "override.allow[0].name: \"bad name\" is not a valid header name",
+        ),
+        (
+            r#"{"override":{"allow":[{"name":"x-caller","value":""}]}}"#,
+            "override.allow[0].value: must not be empty",
+        ),
+        (
+            r#"{"record":{"bodies":true}}"#,
+            "record.bodies: unknown field",
+        ),
+    ];
+    for (json, expected) in cases {
+        let error = refused(json);
+        assert!(error.starts_with(expected), "{json}\n  gave: {error}");
+    }
 }

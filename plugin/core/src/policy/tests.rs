@@ -451,3 +451,116 @@ fn decide_never_panics_on_prefixes_and_noise() {
         }
     }
 }
+
+const OVERRIDE: &str = r#""override":{"allow":[{"name":"x-caller","value":"ops-console"}]},
+    "rules":[{"name":"legal","when":{"header":{"name":"x-team","value":"legal"}},"tier":"frontier"}],"#;
+
+fn with_headers(headers: &[(&str, &str)], body: &[u8], config: &Config) -> Decision {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let head = RequestHead {
+        format: ApiFormat::OpenAiChat,
+        path: CHAT,
+        headers: &headers,
+    };
+    decide(config, &head, body)
+}
+
+#[test]
+fn allowed_callers_override_automatic_decisions() {
+    let config = hand_set_config(OVERRIDE);
+    let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
+    let auto = with_headers(&[], &easy, &config);
+    assert_eq!(auto.tier, "small");
+
+    let overridden = with_headers(
+        &[
+            ("x-triage-override", "frontier"),
+            ("x-caller", "ops-console"),
+        ],
+        &easy,
+        &config,
+    );
+    assert_eq!(overridden.tier, "frontier");
+    assert_eq!(overridden.model.as_deref(), Some("o3"));
+    assert_eq!(
+        overridden.cause,
+        Cause::Override {
+            from: "small".into()
+        }
+    );
+    assert_eq!(overridden.score, auto.score, "the automatic score is kept");
+    assert_eq!(overridden.reason_header(), "override: small->frontier");
+
+    // A rule's decision is automatic too: the override names the rule's tier as its origin.
+    let by_rule = with_headers(
+        &[
+            ("x-team", "legal"),
+            ("X-Triage-Override", "small"),
+            ("x-caller", "ops-console"),
+        ],
+        &easy,
+        &config,
+    );
+    assert_eq!(by_rule.tier, "small");
+    assert_eq!(
+        by_rule.cause,
+        Cause::Override {
+            from: "frontier".into()
+        }
+    );
+}
+
+#[test]
+fn overrides_from_other_callers_or_to_unknown_tiers_are_ignored() {
+    let config = hand_set_config(OVERRIDE);
+    let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
+    let auto = with_headers(&[], &easy, &config);
+    for headers in [
+        vec![("x-triage-override", "frontier")],
+        vec![("x-triage-override", "frontier"), ("x-caller", "someone")],
+        vec![("x-triage-override", "ultra"), ("x-caller", "ops-console")],
+    ] {
+        assert_eq!(with_headers(&headers, &easy, &config), auto, "{headers:?}");
+    }
+    // No override section: the header means nothing.
+    let plain = hand_set_config("");
+    let headers = [
+        ("x-triage-override", "frontier"),
+        ("x-caller", "ops-console"),
+    ];
+    assert_eq!(with_headers(&headers, &easy, &plain).tier, "small");
+}
+
+#[test]
+fn overrides_do_not_touch_pinned_models_or_fail_opens() {
+    let config = hand_set_config(OVERRIDE);
+    let headers = [("x-triage-override", "small"), ("x-caller", "ops-console")];
+    let pinned = with_headers(&headers, &chat_body(Some("gpt-4o"), "hi"), &config);
+    assert_eq!(pinned.cause, Cause::ExplicitModel);
+    let broken = with_headers(&headers, b"{not json", &config);
+    assert_eq!(broken.cause, Cause::FailOpen(FailOpen::InvalidJson));
+}
+
+#[test]
+fn retarget_moves_the_tier_and_its_model() {
+    let config = hand_set_config("");
+    let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
+    let mut decision = decide(&config, &head(ApiFormat::AnthropicMessages), &easy);
+    retarget(&config, &mut decision, 1, ApiFormat::AnthropicMessages);
+    assert_eq!(decision.tier, "mid");
+    assert_eq!(decision.model.as_deref(), Some("claude-sonnet-4-5"));
+    let mut pinned = decide(
+        &config,
+        &head(ApiFormat::OpenAiChat),
+        &chat_body(Some("gpt-4o-mini"), "hi"),
+    );
+    retarget(&config, &mut pinned, 2, ApiFormat::OpenAiChat);
+    assert_eq!(pinned.tier, "frontier");
+    assert_eq!(pinned.model, None, "a pinned model is never rewritten");
+    let before = pinned.clone();
+    retarget(&config, &mut pinned, 9, ApiFormat::OpenAiChat);
+    assert_eq!(pinned, before, "no such tier: unchanged");
+}

@@ -1,0 +1,250 @@
+//! Whether a cheaper tier answered badly enough that the request should go to the next dearer tier.
+//!
+//! [`check_answer`] judges a whole (non-streamed) answer; [`crate::StreamWatch`] judges the held start
+//! of a streamed one with the same rules. Both only ever say "weak" about an answer they could read:
+//! a body that is not JSON, an error body, or a shape we don't know is never a reason to escalate.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::format::ApiFormat;
+
+mod json;
+pub(crate) mod shapes;
+
+pub(crate) use json::{is_json, is_json_object, First, LogprobSum};
+
+/// The refusal regex reads at most this much of the answer text: refusals come first.
+pub(crate) const REFUSAL_SCAN_BYTES: usize = 4 * 1024;
+
+/// Which checks run on a cheaper tier's answer; all off by default.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerChecks {
+    /// The answer was cut off by the token limit: chat `finish_reason: "length"`, Responses
+    /// `status: "incomplete"` for `max_output_tokens`, Anthropic `stop_reason: "max_tokens"` (or
+    /// `"model_context_window_exceeded"`).
+    pub truncated: bool,
+    /// No text (whitespace counts as none) and no tool call.
+    pub empty: bool,
+    /// Matched against the first 4 KiB of the answer text. A refusal the provider marks as such
+    /// also counts: chat's non-null `refusal`, a Responses `refusal` part, Anthropic
+    /// `stop_reason: "refusal"`.
+    pub refusal: Option<regex::Regex>,
+    /// Only when the request asked for JSON output and the answer calls no tool: the answer text
+    /// must parse as JSON.
+    pub invalid_json: bool,
+    /// Only when the request offered tools: every tool call's arguments must be a JSON object (chat
+    /// `function.arguments` and Responses `function_call.arguments` strings must parse as one;
+    /// Anthropic `tool_use.input` must be one).
+    pub invalid_tool_args: bool,
+    /// When the answer carries token logprobs (chat `logprobs.content[].logprob`, Responses
+    /// `output_text.logprobs[].logprob`), their mean must be at least this.
+    pub min_mean_logprob: Option<f64>,
+}
+
+/// What the client's request asked of the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// JSON output: chat `response_format`, Responses `text.format`, Anthropic `output_config.format`
+    /// (or the beta `output_format`) of type `json_object` or `json_schema`.
+    pub json_output: bool,
+    /// A non-empty `tools` array (or chat's legacy `functions`).
+    pub tools: bool,
+}
+
+/// Why an answer was judged weak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weakness {
+    Truncated,
+    Empty,
+    Refusal,
+    InvalidJson,
+    InvalidToolArgs,
+    LowLogprob,
+    /// A streamed answer reported an error before it was released to the client.
+    StreamError,
+}
+
+impl Weakness {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Weakness::Truncated => "truncated",
+            Weakness::Empty => "empty",
+            Weakness::Refusal => "refusal",
+            Weakness::InvalidJson => "invalid_json",
+            Weakness::InvalidToolArgs => "invalid_tool_args",
+            Weakness::LowLogprob => "low_logprob",
+            Weakness::StreamError => "stream_error",
+        }
+    }
+}
+
+/// Reads what the request asks of the answer from the client's request body; a body that can't be
+/// read expects nothing.
+pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
+    /// The fields of all three formats, each read only if it is the format's own: another
+    /// format's field of any type must not make the body unreadable.
+    #[derive(Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow, default)]
+        response_format: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        text: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        output_config: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        output_format: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        tools: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        functions: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Spec<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        format: Option<&'a RawValue>,
+    }
+    fn spec(raw: Option<&RawValue>) -> Option<Spec<'_>> {
+        serde_json::from_str(raw?.get()).ok()
+    }
+    /// `{"type": "json_object" | "json_schema"}`.
+    fn asks_json(raw: Option<&RawValue>) -> bool {
+        spec(raw)
+            .is_some_and(|spec| matches!(spec.kind.as_deref(), Some("json_object" | "json_schema")))
+    }
+    /// `{"format": {"type": "json_object" | "json_schema"}}`.
+    fn format_asks_json(raw: Option<&RawValue>) -> bool {
+        asks_json(spec(raw).and_then(|spec| spec.format))
+    }
+    /// A non-empty array (its elements are skipped, not kept).
+    fn non_empty(raw: Option<&RawValue>) -> bool {
+        raw.and_then(|raw| serde_json::from_str::<First<IgnoredAny>>(raw.get()).ok())
+            .is_some_and(|first| first.0.is_some())
+    }
+
+    if !starts_an_object(request_body) {
+        return Expectations::default();
+    }
+    let Ok(request) = serde_json::from_slice::<Request>(request_body) else {
+        return Expectations::default();
+    };
+    match format {
+        ApiFormat::OpenAiChat => Expectations {
+            json_output: asks_json(request.response_format),
+            tools: non_empty(request.tools) || non_empty(request.functions),
+        },
+        ApiFormat::OpenAiResponses => Expectations {
+            json_output: format_asks_json(request.text),
+            tools: non_empty(request.tools),
+        },
+        // `output_config.format` is the generally available structured outputs field,
+        // `output_format` the beta one.
+        ApiFormat::AnthropicMessages => Expectations {
+            json_output: format_asks_json(request.output_config)
+                || asks_json(request.output_format),
+            tools: non_empty(request.tools),
+        },
+    }
+}
+
+/// Judges a whole answer body (status 2xx) of `format`: the first failing enabled check, in this
+/// order: Truncated, Empty, Refusal, InvalidJson, InvalidToolArgs, LowLogprob. None when every
+/// enabled check passes, and when the body is not an answer we can read (not JSON, an error body,
+/// an unknown shape). A chat answer with several choices is judged on its first.
+pub fn check_answer(
+    format: ApiFormat,
+    body: &[u8],
+    expect: &Expectations,
+    checks: &AnswerChecks,
+) -> Option<Weakness> {
+    if !starts_an_object(body) {
+        return None;
+    }
+    let findings = shapes::read(format, body)?;
+    findings.judge(expect, checks)
+}
+
+fn starts_an_object(body: &[u8]) -> bool {
+    body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// What an answer showed, whatever its format and whether it was streamed.
+#[derive(Debug, Default)]
+pub(crate) struct Findings<'a> {
+    pub truncated: bool,
+    /// Text other than whitespace was seen.
+    pub has_text: bool,
+    /// The answer text, whole when `text_whole`, else its start.
+    pub text: Cow<'a, str>,
+    pub text_whole: bool,
+    pub tool_calls: usize,
+    /// Some tool call's arguments are not a JSON object.
+    pub bad_tool_args: bool,
+    /// The provider marked the answer as a refusal.
+    pub refused: bool,
+    pub logprobs: LogprobSum,
+}
+
+impl<'a> Findings<'a> {
+    /// Appends a piece of answer text (a non-streamed answer may have several).
+    pub fn add_text(&mut self, piece: Cow<'a, str>) {
+        self.has_text |= !piece.trim().is_empty();
+        if self.text.is_empty() {
+            self.text = piece;
+        } else {
+            self.text.to_mut().push_str(&piece);
+        }
+    }
+
+    /// The first failing enabled check, in the documented order.
+    pub fn judge(&self, expect: &Expectations, checks: &AnswerChecks) -> Option<Weakness> {
+        let calls_tools = self.tool_calls > 0;
+        if checks.truncated && self.truncated {
+            return Some(Weakness::Truncated);
+        }
+        if checks.empty && !self.has_text && !calls_tools && !self.refused {
+            return Some(Weakness::Empty);
+        }
+        if let Some(refusal) = &checks.refusal {
+            if self.refused || refusal.is_match(prefix(&self.text, REFUSAL_SCAN_BYTES)) {
+                return Some(Weakness::Refusal);
+            }
+        }
+        // A refusal or a tool call is not the JSON answer, and a cut text can't be parsed.
+        if checks.invalid_json
+            && expect.json_output
+            && !calls_tools
+            && !self.refused
+            && self.text_whole
+            && !is_json(&self.text)
+        {
+            return Some(Weakness::InvalidJson);
+        }
+        if checks.invalid_tool_args && expect.tools && self.bad_tool_args {
+            return Some(Weakness::InvalidToolArgs);
+        }
+        if let (Some(min), Some(mean)) = (checks.min_mean_logprob, self.logprobs.mean()) {
+            if mean < min {
+                return Some(Weakness::LowLogprob);
+            }
+        }
+        None
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

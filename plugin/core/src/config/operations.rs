@@ -1,0 +1,157 @@
+//! The parts of the config that say how triage operates around the decision: the mode, the prices
+//! that turn usage into cost, who may override the tier, and what the decision record carries.
+
+use serde::Deserialize;
+
+use super::{header_name, ConfigError, RawHeader};
+use crate::mode::Mode;
+use crate::pricing::Price;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrice {
+    input_per_mtok: f64,
+    output_per_mtok: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOverride {
+    header: Option<String>,
+    allow: Vec<RawHeader>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecord {
+    request_body_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUsage {
+    request_stream_usage: Option<bool>,
+}
+
+/// Who may pick the tier with a header: only callers carrying one of the allowed header values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Override {
+    /// Lowercase.
+    pub header: String,
+    /// (lowercase name, exact value); one match is enough.
+    pub allow: Vec<(String, String)>,
+}
+
+impl Override {
+    pub(crate) fn allows(&self, headers: &[(String, String)]) -> bool {
+        self.allow.iter().any(|(name, value)| {
+            headers.iter().any(|(have_name, have_value)| {
+                have_name.eq_ignore_ascii_case(name) && have_value == value
+            })
+        })
+    }
+}
+
+pub(super) const DEFAULT_OVERRIDE_HEADER: &str = "x-triage-override";
+
+pub(super) fn price(path: &str, raw: Option<RawPrice>) -> Result<Option<Price>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    for (field, value) in [
+        ("input_per_mtok", raw.input_per_mtok),
+        ("output_per_mtok", raw.output_per_mtok),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(ConfigError::new(
+                format!("{path}.{field}"),
+                format!("must be a price in USD per million tokens (>= 0), got {value}"),
+            ));
+        }
+    }
+    Ok(Some(Price {
+        input_per_mtok: raw.input_per_mtok,
+        output_per_mtok: raw.output_per_mtok,
+    }))
+}
+
+pub(super) fn mode(mode: Option<&str>, canary_percent: Option<f64>) -> Result<Mode, ConfigError> {
+    match (mode.unwrap_or("enforce"), canary_percent) {
+        ("enforce", None) => Ok(Mode::Enforce),
+        ("shadow", None) => Ok(Mode::Shadow),
+        ("canary", Some(percent)) if (0.0..=100.0).contains(&percent) => Ok(Mode::Canary(percent)),
+        ("canary", Some(percent)) => Err(ConfigError::new(
+            "canary_percent",
+            format!("must be within [0, 100], got {percent}"),
+        )),
+        ("canary", None) => Err(ConfigError::new(
+            "canary_percent",
+            "required with mode \"canary\": the percent of requests enforced",
+        )),
+        ("enforce" | "shadow", Some(_)) => Err(ConfigError::new(
+            "canary_percent",
+            "only with mode \"canary\"",
+        )),
+        (other, _) => Err(ConfigError::new(
+            "mode",
+            format!("{other:?} is not one of \"enforce\", \"shadow\", \"canary\""),
+        )),
+    }
+}
+
+pub(super) fn override_policy(
+    raw: Option<RawOverride>,
+    route_header: &str,
+) -> Result<Option<Override>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let header = header_name(
+        "override.header",
+        raw.header.as_deref().unwrap_or(DEFAULT_OVERRIDE_HEADER),
+    )?;
+    if header == route_header {
+        return Err(ConfigError::new(
+            "override.header",
+            "must differ from route_header (the filter owns the routing header)",
+        ));
+    }
+    if raw.allow.is_empty() {
+        return Err(ConfigError::new(
+            "override.allow",
+            "must list at least one {name, value} that marks a caller allowed to override \
+             (without it every client could pick its own tier)",
+        ));
+    }
+    let allow = raw
+        .allow
+        .into_iter()
+        .enumerate()
+        .map(|(index, allowed)| {
+            let path = format!("override.allow[{index}]");
+            if allowed.value.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{path}.value"),
+                    "must not be empty",
+                ));
+            }
+            Ok((
+                header_name(&format!("{path}.name"), &allowed.name)?,
+                allowed.value,
+            ))
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    if allow.iter().any(|(name, _)| *name == header) {
+        return Err(ConfigError::new(
+            "override.allow",
+            "must name a header other than the override header itself",
+        ));
+    }
+    Ok(Some(Override { header, allow }))
+}
+
+pub(super) fn record_body_bytes(raw: Option<RawRecord>) -> usize {
+    raw.and_then(|record| record.request_body_bytes)
+        .map_or(0, |bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
+}
+
+pub(super) fn request_stream_usage(raw: Option<RawUsage>) -> bool {
+    raw.and_then(|usage| usage.request_stream_usage)
+        .unwrap_or(false)
+}

@@ -1,0 +1,189 @@
+//! The decision record: one JSON object per routed request, written by the filter into Envoy filter
+//! state for the access log, and read back by `triage report` and `triage train --from-log`.
+//!
+//! Every field is always written (null when unknown), so the log has one fixed schema; unknown
+//! usage stays null, never zero.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::Config;
+use crate::decision::{Cause, Decision};
+use crate::mode::Applied;
+use crate::usage::Usage;
+
+/// Bumped when a field changes meaning; readers refuse records of another version.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideRecord {
+    /// The tier triage chose.
+    pub from: String,
+    /// The tier the caller asked for.
+    pub to: String,
+}
+
+/// One move up a tier: after a failure or a weak answer, or past a tier whose circuit breaker is open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub from: String,
+    pub to: String,
+    /// e.g. `status_5xx`, `timeout`, `empty`, `truncated`, `circuit_open`.
+    pub cause: String,
+    /// The status the `to` tier answered; null when it did not answer or was not asked yet.
+    pub status: Option<u16>,
+    /// What the dropped `from` answer used (billed all the same); null when unknown.
+    pub abandoned_usage: Option<Usage>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub v: u32,
+    /// Envoy's `x-request-id`: the key feedback rows join on.
+    pub request_id: String,
+    /// When the request headers arrived, milliseconds since the Unix epoch.
+    pub start_ms: u64,
+    /// `openai_chat`, `openai_responses` or `anthropic_messages`.
+    pub api: String,
+    pub mode: Applied,
+    /// The tier that served the request: the decided one when enforced, the default tier (where the
+    /// shipped routes send un-routed requests) when shadowed.
+    pub tier: String,
+    /// The tier triage chose (after an allowed override).
+    pub decided_tier: String,
+    /// `scored`, `rule`, `explicit_model`, `fail_open` or `override`.
+    pub cause: String,
+    pub rule: Option<String>,
+    pub fail_open: Option<String>,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+    pub requested_model: Option<String>,
+    /// The model written into the body; null when the body went upstream untouched.
+    pub model: Option<String>,
+    #[serde(rename = "override")]
+    pub override_: Option<OverrideRecord>,
+    pub escalations: Vec<Escalation>,
+    /// The response status the client got; null when the stream ended without one.
+    pub status: Option<u16>,
+    pub usage: Option<Usage>,
+    /// What the serving tier charged, plus any dropped answers of cheaper tiers (null without usage
+    /// or price).
+    pub cost_micro_usd: Option<f64>,
+    /// What the top tier would have charged for the same tokens: savings are the difference.
+    pub top_tier_cost_micro_usd: Option<f64>,
+    /// What the decided tier would have charged for the same tokens (differs from the cost only when
+    /// shadowed): the priced effect of enforcing.
+    pub decided_cost_micro_usd: Option<f64>,
+    /// Time spent deciding and rewriting, in microseconds.
+    pub decision_us: u64,
+    /// The request body as the client sent it, when the config asks for bodies and it fits.
+    pub request: Option<Box<RawValue>>,
+}
+
+/// What the filter knows about a request when it has decided.
+pub struct RecordStart<'a> {
+    pub request_id: &'a str,
+    pub start_ms: u64,
+    pub api: &'a str,
+    pub mode: Applied,
+    pub decision_us: u64,
+    /// The body as received; kept only when the config allows and it is JSON.
+    pub body: Option<&'a [u8]>,
+}
+
+impl DecisionRecord {
+    pub fn new(config: &Config, decision: &Decision, start: RecordStart) -> DecisionRecord {
+        let tier = match start.mode {
+            Applied::Enforce => decision.tier.clone(),
+            Applied::Shadow => config.default_tier_name().to_string(),
+        };
+        let request = start
+            .body
+            .filter(|body| body.len() <= config.record_body_bytes())
+            .and_then(|body| serde_json::from_slice::<Box<RawValue>>(&one_line(body)).ok());
+        DecisionRecord {
+            v: RECORD_VERSION,
+            request_id: start.request_id.to_string(),
+            start_ms: start.start_ms,
+            api: start.api.to_string(),
+            mode: start.mode,
+            tier,
+            decided_tier: decision.tier.clone(),
+            cause: decision.cause.kind().to_string(),
+            rule: match &decision.cause {
+                Cause::Rule(name) => Some(name.clone()),
+                _ => None,
+            },
+            fail_open: match &decision.cause {
+                Cause::FailOpen(cause) => Some(cause.as_str().to_string()),
+                _ => None,
+            },
+            score: decision.score,
+            reasons: decision.reasons.clone(),
+            requested_model: decision.requested_model.clone(),
+            model: match start.mode {
+                Applied::Enforce => decision.model.clone(),
+                Applied::Shadow => None,
+            },
+            override_: match &decision.cause {
+                Cause::Override { from } => Some(OverrideRecord {
+                    from: from.clone(),
+                    to: decision.tier.clone(),
+                }),
+                _ => None,
+            },
+            escalations: Vec::new(),
+            status: None,
+            usage: None,
+            cost_micro_usd: None,
+            top_tier_cost_micro_usd: None,
+            decided_cost_micro_usd: None,
+            decision_us: start.decision_us,
+            request,
+        }
+    }
+
+    /// Fills in the response's status and usage, and prices the usage at the serving, top and
+    /// decided tiers.
+    pub fn settle(&mut self, config: &Config, status: Option<u16>, usage: Option<Usage>) {
+        self.status = status;
+        self.usage = usage;
+        let priced = |tier: &str| {
+            let usage = usage?;
+            config.price(tier).map(|price| price.cost_micro_usd(&usage))
+        };
+        let abandoned: f64 = self
+            .escalations
+            .iter()
+            .filter_map(|step| {
+                let usage = step.abandoned_usage?;
+                config
+                    .price(&step.from)
+                    .map(|price| price.cost_micro_usd(&usage))
+            })
+            .sum();
+        self.cost_micro_usd = priced(&self.tier).map(|cost| cost + abandoned);
+        self.top_tier_cost_micro_usd = priced(config.top_tier_name());
+        self.decided_cost_micro_usd = priced(&self.decided_tier);
+    }
+
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        // A record holds only strings, numbers and already-valid JSON: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The access log holds one record a line. Raw line breaks in JSON can only be whitespace (inside
+/// strings they are escaped), so turning them into spaces keeps the body's meaning.
+fn one_line(body: &[u8]) -> Vec<u8> {
+    body.iter()
+        .map(|byte| match byte {
+            b'\n' | b'\r' => b' ',
+            other => *other,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+use super::*;
+use crate::decision::FailOpen;
+use crate::format::ApiFormat;
+use crate::policy::{decide, RequestHead};
+
+const PRICED: &str = r#"{
+  "tiers": [
+    {"name": "small", "model": "s", "max_score": 0.3, "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}},
+    {"name": "mid", "model": "m", "max_score": 0.6, "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}},
+    {"name": "frontier", "model": "f", "price": {"input_per_mtok": 15, "output_per_mtok": 60}}
+  ],
+  "record": {"request_body_bytes": 200}
+}"#;
+
+fn config() -> Config {
+    Config::from_json(PRICED.as_bytes()).unwrap()
+}
+
+fn start(mode: Applied, body: Option<&[u8]>) -> RecordStart<'_> {
+    RecordStart {
+        request_id: "req-1",
+        start_ms: 1_700_000_000_000,
+        api: "openai_chat",
+        mode,
+        decision_us: 42,
+        body,
+    }
+}
+
+const BODY: &[u8] =
+    br#"{"model":"auto","messages":[{"role":"user","content":"Classify: great!"}]}"#;
+
+fn decided(config: &Config) -> Decision {
+    let head = RequestHead {
+        format: ApiFormat::OpenAiChat,
+        path: "/v1/chat/completions",
+        headers: &[],
+    };
+    decide(config, &head, BODY)
+}
+
+const USAGE: Usage = Usage {
+    prompt_tokens: 1_000,
+    completion_tokens: 100,
+};
+
+#[test]
+fn enforced_record_prices_the_serving_and_top_tier() {
+    let config = config();
+    let decision = decided(&config);
+    let mut record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, Some(BODY)));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, decision.tier);
+    assert_eq!(record.decided_tier, decision.tier);
+    assert_eq!(record.model, decision.model);
+    let expected = |tier: &str| {
+        let price = config.price(tier).unwrap();
+        1_000.0 * price.input_per_mtok + 100.0 * price.output_per_mtok
+    };
+    assert_eq!(record.cost_micro_usd, Some(expected(&decision.tier)));
+    assert_eq!(record.top_tier_cost_micro_usd, Some(expected("frontier")));
+    assert_eq!(record.top_tier_cost_micro_usd, Some(21_000.0));
+    assert_eq!(record.decided_cost_micro_usd, record.cost_micro_usd);
+    assert_eq!(
+        record.request.as_ref().map(|raw| raw.get().as_bytes()),
+        Some(BODY)
+    );
+}
+
+#[test]
+fn shadowed_record_is_served_by_the_default_tier_and_prices_the_decision() {
+    let config = config();
+    let mut decision = decided(&config);
+    decision.tier = "small".into();
+    let mut record = DecisionRecord::new(&config, &decision, start(Applied::Shadow, None));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.mode, Applied::Shadow);
+    assert_eq!(record.tier, "mid");
+    assert_eq!(record.decided_tier, "small");
+    assert_eq!(record.model, None, "a shadowed body is never rewritten");
+    assert_eq!(record.cost_micro_usd, Some(3_500.0));
+    assert_eq!(record.decided_cost_micro_usd, Some(210.0));
+    assert!(record.request.is_none());
+}
+
+#[test]
+fn unknown_usage_or_price_stays_null_not_zero() {
+    let config = config();
+    let decision = decided(&config);
+    let mut record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, None));
+    record.settle(&config, Some(200), None);
+    let json: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
+    for field in ["usage", "cost_micro_usd", "top_tier_cost_micro_usd"] {
+        assert!(json[field].is_null(), "{field} must be null: {json}");
+    }
+    let unpriced = Config::default();
+    let mut record = DecisionRecord::new(&unpriced, &decision, start(Applied::Enforce, None));
+    record.settle(&unpriced, Some(200), Some(USAGE));
+    assert_eq!(record.usage, Some(USAGE));
+    assert_eq!(record.cost_micro_usd, None);
+}
+
+#[test]
+fn body_is_kept_only_when_it_fits_and_is_json() {
+    let config = config();
+    let decision = decided(&config);
+    let long = format!(r#"{{"model":"auto","pad":"{}"}}"#, "x".repeat(300));
+    for body in [long.as_bytes(), b"{not json".as_slice()] {
+        let record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, Some(body)));
+        assert!(record.request.is_none());
+    }
+    let off = Config::default();
+    let record = DecisionRecord::new(&off, &decision, start(Applied::Enforce, Some(BODY)));
+    assert!(record.request.is_none(), "body logging is off by default");
+}
+
+#[test]
+fn round_trips_with_every_field_present() {
+    let config = config();
+    let mut decision = decided(&config);
+    decision.cause = Cause::Override {
+        from: "small".into(),
+    };
+    decision.tier = "frontier".into();
+    let mut record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, Some(BODY)));
+    record.escalations.push(Escalation {
+        from: "small".into(),
+        to: "mid".into(),
+        cause: "status_5xx".into(),
+        status: Some(200),
+        abandoned_usage: None,
+    });
+    record.settle(&config, Some(200), Some(USAGE));
+    let line = record.to_json();
+    assert!(!line.contains('\n'));
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(json.as_object().unwrap().len(), 23, "fixed schema: {line}");
+    assert_eq!(json["override"]["from"], "small");
+    assert_eq!(json["override"]["to"], "frontier");
+    assert_eq!(json["cause"], "override");
+    let back: DecisionRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back.to_json(), line);
+}
+
+#[test]
+fn fail_open_and_rule_causes_are_named() {
+    let config = config();
+    let decision = crate::policy::fail_open(&config, FailOpen::BodyTooLarge);
+    let record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, None));
+    assert_eq!(record.cause, "fail_open");
+    assert_eq!(record.fail_open.as_deref(), Some("body_too_large"));
+    assert_eq!(record.rule, None);
+}
+
+#[test]
+fn a_dropped_answer_is_billed_to_its_tier() {
+    let config = config();
+    let decision = decided(&config);
+    let mut record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, None));
+    record.tier = "mid".into();
+    record.escalations.push(Escalation {
+        from: "small".into(),
+        to: "mid".into(),
+        cause: "truncated".into(),
+        status: Some(200),
+        abandoned_usage: Some(Usage {
+            prompt_tokens: 100,
+            completion_tokens: 10,
+        }),
+    });
+    record.settle(&config, Some(200), Some(USAGE));
+    // mid: 1000 * 2.5 + 100 * 10 = 3500; the dropped small answer: 100 * 0.15 + 10 * 0.6 = 21.
+    assert_eq!(record.cost_micro_usd, Some(3_521.0));
+    assert_eq!(record.top_tier_cost_micro_usd, Some(21_000.0));
+}
+
+#[test]
+fn a_pretty_body_is_kept_on_one_line() {
+    let config = config();
+    let decision = decided(&config);
+    let pretty = b"{\n  \"model\": \"auto\",\r\n  \"messages\": [{\"role\": \"user\", \"content\": \"a\\nb\"}]\n}";
+    let record = DecisionRecord::new(&config, &decision, start(Applied::Enforce, Some(pretty)));
+    let line = record.to_json();
+    assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+    let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        back["request"]["messages"][0]["content"], "a\nb",
+        "escaped breaks inside strings stay"
+    );
+}

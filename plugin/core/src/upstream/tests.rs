@@ -1,0 +1,103 @@
+use super::*;
+
+const CHAT_STREAM: &[u8] =
+    br#"{"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+
+fn config(json: &str) -> Config {
+    Config::from_json(json.as_bytes()).unwrap()
+}
+
+fn body(changed: Option<Vec<u8>>) -> String {
+    String::from_utf8(changed.expect("the body changed")).unwrap()
+}
+
+#[test]
+fn only_the_model_changes_by_default() {
+    let config = Config::default();
+    let out = upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        0,
+        Some("gpt-4o-mini"),
+        true,
+    );
+    assert_eq!(
+        body(out.unwrap()),
+        r#"{"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#
+    );
+    let untouched = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 0, None, true);
+    assert_eq!(untouched.unwrap(), None);
+}
+
+#[test]
+fn streams_are_asked_for_usage_when_configured() {
+    let config = config(r#"{"usage": {"request_stream_usage": true}}"#);
+    let out = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 1, None, true).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body(out)).unwrap();
+    assert_eq!(value["stream_options"]["include_usage"], true);
+    assert_eq!(value["model"], "auto");
+    // Not a stream, or the client chose its own stream options: nothing added.
+    let plain = br#"{"model": "auto", "messages": []}"#;
+    assert_eq!(
+        upstream_body(&config, ApiFormat::OpenAiChat, plain, 1, None, false).unwrap(),
+        None
+    );
+    let own = br#"{"stream": true, "stream_options": {"include_usage": false}, "messages": []}"#;
+    assert_eq!(
+        upstream_body(&config, ApiFormat::OpenAiChat, own, 1, None, true).unwrap(),
+        None
+    );
+    // Anthropic streams carry usage anyway.
+    let messages = br#"{"model": "auto", "stream": true, "messages": []}"#;
+    assert_eq!(
+        upstream_body(
+            &config,
+            ApiFormat::AnthropicMessages,
+            messages,
+            1,
+            None,
+            true
+        )
+        .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn cheaper_tiers_are_asked_for_logprobs_when_they_are_checked() {
+    let config = config(
+        r#"{"escalation": {"request_logprobs": true, "checks": {"min_mean_logprob": -1.5}}}"#,
+    );
+    let out = upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        0,
+        Some("s"),
+        true,
+    )
+    .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body(out)).unwrap();
+    assert_eq!(value["logprobs"], true);
+    assert_eq!(value["model"], "s");
+    let top = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 2, None, true).unwrap();
+    assert_eq!(top, None, "the top tier's answer is never checked");
+    let unchecked = self::config(r#"{"escalation": {"request_logprobs": true}}"#);
+    let out = upstream_body(
+        &unchecked,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        0,
+        None,
+        true,
+    )
+    .unwrap();
+    assert_eq!(out, None, "no logprob check, no logprobs asked");
+}
+
+#[test]
+fn a_body_the_model_cannot_be_written_into_is_an_error() {
+    let config = Config::default();
+    assert!(upstream_body(&config, ApiFormat::OpenAiChat, b"[1]", 0, Some("m"), false).is_err());
+}
