@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod eval;
+mod report;
 mod route;
 mod train;
 
@@ -30,6 +31,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Set the tier thresholds to meet a target and write the plugin config with the model.
     Calibrate(calibrate::CalibrateArgs),
+    /// Per time window from decision logs: cost per task, savings, routing accuracy, override,
+    /// escalation and fail-open rates, against the operators' targets.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Report(args) => report::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

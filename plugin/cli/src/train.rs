@@ -1,5 +1,5 @@
-//! `triage train`: fits the router's model on routing-dataset rows, cross-validates it and writes the
-//! model file.
+//! `triage train`: fits the router's model on routing-dataset rows and on rows made from decision
+//! logs (`--from-log`), cross-validates it and writes the model file.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,13 +7,27 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use triage_learn::calibrate::Target;
 use triage_learn::dataset::read_rows;
+use triage_learn::log::rows::rows_from_logs;
 use triage_learn::train::{self, Source, TrainOptions};
+
+use crate::report::{read_config, read_log_and_feedback};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// Routing-dataset files (JSON lines); each is reported as a source of its own.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "from_log")]
     data: Vec<PathBuf>,
+    /// Access logs of decision records to learn from, beside or instead of --data: each record
+    /// becomes a row labelled by its feedback, override, escalation or answer (needs --config for
+    /// the tiers and prices; only records that carry the request body can be rows).
+    #[arg(long, num_args = 1.., requires = "config")]
+    from_log: Vec<PathBuf>,
+    /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
+    #[arg(long, num_args = 1.., requires = "from_log")]
+    feedback: Vec<PathBuf>,
+    /// Plugin config (JSON) the log was made with: its tiers, cheapest first, and their prices.
+    #[arg(long, requires = "from_log")]
+    config: Option<PathBuf>,
     /// Where to write the model file (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -45,7 +59,8 @@ pub struct TrainArgs {
     /// Tier names the thresholds are for, cheapest first (dataset tier names).
     #[arg(long, value_delimiter = ',', default_value = "small,mid,frontier")]
     tiers: Vec<String>,
-    /// Calibrate the thresholds on the rows of these --data files only (all of them by default).
+    /// Calibrate the thresholds on the rows of these --data or --from-log files only (all of them by
+    /// default).
     #[arg(long, num_args = 1..)]
     threshold_data: Vec<PathBuf>,
     /// Most text bytes read per request (the filter's limits.max_scan_bytes).
@@ -105,8 +120,32 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
         .collect()
 }
 
+/// The rows of the decision logs, one source per log file, with what became of every record.
+fn log_sources(args: &TrainArgs) -> Result<Vec<Source>, String> {
+    if args.from_log.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = read_config(args.config.as_deref())?;
+    let (logs, feedback) = read_log_and_feedback(&args.from_log, &args.feedback, &config)?;
+    let from_log = rows_from_logs(&logs, &feedback, &config)?;
+    print!("{}", from_log.summary());
+    if !args.feedback.is_empty() {
+        let request_ids = logs
+            .iter()
+            .flat_map(|log| &log.records)
+            .map(|record| record.request_id.as_str());
+        println!(
+            "feedback: {} rows, {} matching no record",
+            feedback.rows,
+            feedback.unmatched(request_ids)
+        );
+    }
+    Ok(from_log.sources)
+}
+
 pub fn run(args: TrainArgs) -> Result<bool, String> {
-    let sources = read_sources(&args.data)?;
+    let mut sources = read_sources(&args.data)?;
+    sources.extend(log_sources(&args)?);
     let defaults = TrainOptions::default();
     let buckets = match (args.buckets.is_empty(), args.grid) {
         (false, _) => args.buckets,

@@ -73,6 +73,9 @@ pub fn judge(config: &Config, rows: &[Row]) -> Result<Vec<Judged>, EvalError> {
                 Cause::Rule(_) => CauseKind::Rule,
                 Cause::ExplicitModel => CauseKind::ExplicitModel,
                 Cause::FailOpen(_) => CauseKind::FailOpen,
+                // Rows carry no headers, so no caller overrides; were one to, it forces a tier
+                // like a rule does.
+                Cause::Override { .. } => CauseKind::Rule,
             };
             Ok(Judged {
                 tier,

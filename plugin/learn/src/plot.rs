@@ -51,7 +51,7 @@ fn sample(points: &[SweepPoint]) -> Vec<(f64, f64)> {
 }
 
 /// A tick step of 1, 2 or 5 times a power of ten giving at most about `count` ticks over `span`.
-fn tick_step(span: f64, count: f64) -> f64 {
+pub(crate) fn tick_step(span: f64, count: f64) -> f64 {
     let raw = (span / count).max(f64::MIN_POSITIVE);
     let power = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
@@ -61,7 +61,7 @@ fn tick_step(span: f64, count: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -86,14 +86,14 @@ impl Axes {
 
 /// One point marker: a square, circle, diamond or triangle.
 #[derive(Clone, Copy)]
-enum Marker {
+pub(crate) enum Marker {
     Square,
     Circle,
     Diamond,
     Triangle,
 }
 
-fn marker(out: &mut String, kind: Marker, x: f64, y: f64, fill: &str, stroke: &str) {
+pub(crate) fn marker(out: &mut String, kind: Marker, x: f64, y: f64, fill: &str, stroke: &str) {
     let _ = match kind {
         Marker::Square => writeln!(
             out,
@@ -130,7 +130,7 @@ fn marker(out: &mut String, kind: Marker, x: f64, y: f64, fill: &str, stroke: &s
     };
 }
 
-fn polyline(out: &mut String, points: &[(f64, f64)], colour: &str, dash: &str) {
+pub(crate) fn polyline(out: &mut String, points: &[(f64, f64)], colour: &str, dash: &str) {
     let coordinates: Vec<String> = points
         .iter()
         .map(|(x, y)| format!("{x:.1},{y:.1}"))
@@ -430,6 +430,57 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// Checks that an SVG document is well-formed XML as this module writes it: every element closes in
+/// order, attribute values are quoted, and `&` starts an entity. Returns the number of elements.
+pub fn well_formed(svg: &str) -> Result<usize, String> {
+    let mut open: Vec<&str> = Vec::new();
+    let mut elements = 0;
+    let mut rest = svg;
+    while let Some(start) = rest.find('<') {
+        check_entities(&rest[..start])?;
+        let end = rest[start..].find('>').ok_or("unterminated tag")? + start;
+        let tag = &rest[start + 1..end];
+        if let Some(name) = tag.strip_prefix('/') {
+            let opened = open.pop().ok_or(format!("</{name}> closes nothing"))?;
+            if opened != name.trim() {
+                return Err(format!("<{opened}> closed by </{name}>"));
+            }
+        } else if !tag.starts_with('?') && !tag.starts_with('!') {
+            let name = tag.split_whitespace().next().ok_or("empty tag")?;
+            if tag.matches('"').count() % 2 != 0
+                || tag.matches("=\"").count() != tag.matches('=').count()
+            {
+                return Err(format!("unquoted attribute in <{tag}>"));
+            }
+            check_entities(tag)?;
+            elements += 1;
+            if !tag.ends_with('/') {
+                open.push(name);
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    check_entities(rest)?;
+    match open.as_slice() {
+        [] if elements > 0 => Ok(elements),
+        [] => Err("no element".into()),
+        unclosed => Err(format!("unclosed {unclosed:?}")),
+    }
+}
+
+fn check_entities(text: &str) -> Result<(), String> {
+    for (index, _) in text.match_indices('&') {
+        let entity = &text[index..];
+        if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+            .iter()
+            .any(|known| entity.starts_with(known))
+        {
+            return Err(format!("bare & in {text:?}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +510,25 @@ mod tests {
         let quarter = samples[SAMPLES / 4];
         assert!((quarter.0 - 1.5).abs() < 1e-12 && (quarter.1 - 0.5).abs() < 1e-12);
         assert_eq!(samples[SAMPLES], (3.0, 1.0));
+    }
+
+    #[test]
+    fn well_formed_catches_what_a_viewer_would_refuse() {
+        assert_eq!(
+            well_formed(r#"<svg a="1"><g><text>a &amp; b</text></g></svg>"#),
+            Ok(3)
+        );
+        for bad in [
+            "<svg><g></svg>",
+            "<svg>",
+            "</svg>",
+            "<svg a=1></svg>",
+            "<svg><text>a & b</text></svg>",
+            "<svg",
+            "",
+        ] {
+            assert!(well_formed(bad).is_err(), "{bad:?} passed");
+        }
     }
 
     #[test]

@@ -1,0 +1,331 @@
+//! Routing-dataset rows from decision records: what the traffic says about which tiers could answer
+//! each logged request, so `triage train --from-log` learns from live traffic as from a dataset.
+//!
+//! Tiers are ordered cheapest first, and a tier that answers well is assumed to have dearer tiers that
+//! would too. The first rule that applies labels a record, strongest first:
+//! 1. feedback names the correct tier C: tiers cheaper than C quality 0, C and dearer 1;
+//! 2. an override {from, to} with from != to: a caller corrected triage, `to` is taken as C;
+//! 3. escalations that ended in a 2xx answer: every tier up to the dearest one escalated from failed
+//!    (0), the final `to` and dearer tiers answer (1), tiers skipped in between are unknown;
+//!    (a tier skipped by its open circuit breaker was never asked: that step says nothing);
+//! 4. served by tier T with a 2xx answer and no complaint: T and dearer 1, cheaper tiers unknown.
+//!
+//! The trainer's label is "the row's cheapest tier fails where its dearest succeeds", read from the
+//! cheapest and dearest tiers the row has ([`crate::train::label`]); so a row is kept only when both
+//! the config's cheapest and dearest tiers have a known outcome. Otherwise rule 4 on a `mid` request
+//! would say "the cheapest tier present (mid) suffices" and teach that the request is easy, when the
+//! log says nothing about `small`.
+
+use std::collections::BTreeMap;
+
+use triage_core::{Config, DecisionRecord};
+
+use super::feedback::Feedback;
+use super::DecisionLog;
+use crate::dataset::{Outcome, Row, DATASET_TIERS};
+use crate::train::Source;
+
+/// The only body format the trainer reads ([`crate::train::encode`]); a body of another API would
+/// be read with the wrong parser and give features the filter never computes for it.
+const TRAINED_API: &str = "openai_chat";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LabelRule {
+    Feedback,
+    Override,
+    Escalation,
+    Served,
+}
+
+impl LabelRule {
+    pub const ALL: [LabelRule; 4] = [
+        LabelRule::Feedback,
+        LabelRule::Override,
+        LabelRule::Escalation,
+        LabelRule::Served,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelRule::Feedback => "feedback",
+            LabelRule::Override => "override",
+            LabelRule::Escalation => "escalation",
+            LabelRule::Served => "served",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    NoRequestBody,
+    OtherApi,
+    UnknownTier,
+    NoSuccess,
+    NoLabelInformation,
+    Unpriced,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::NoRequestBody => "without a request body",
+            SkipReason::OtherApi => "of an API other than openai_chat",
+            SkipReason::UnknownTier => "naming a tier the config lacks",
+            SkipReason::NoSuccess => "without a 2xx answer or a correction",
+            SkipReason::NoLabelInformation => {
+                "without label information (cheapest or dearest tier unknown)"
+            }
+            SkipReason::Unpriced => "with a tier neither the config nor the record prices",
+        }
+    }
+}
+
+/// What a record says of each tier (cheapest first): quality 0 or 1, None when unknown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labelled {
+    pub rule: LabelRule,
+    pub quality: Vec<Option<f64>>,
+}
+
+fn rank(tiers: &[&str], tier: &str) -> Result<usize, SkipReason> {
+    tiers
+        .iter()
+        .position(|known| *known == tier)
+        .ok_or(SkipReason::UnknownTier)
+}
+
+/// Tiers cheaper than `first_good` fail, it and dearer ones answer.
+fn good_from(first_good: usize, tiers: usize) -> Vec<Option<f64>> {
+    (0..tiers)
+        .map(|tier| Some(if tier < first_good { 0.0 } else { 1.0 }))
+        .collect()
+}
+
+fn answered(record: &DecisionRecord) -> bool {
+    record
+        .status
+        .is_some_and(|status| (200..300).contains(&status))
+}
+
+/// Applies the label rules to one record; `correct_tier` is its feedback, if any.
+pub fn label(
+    record: &DecisionRecord,
+    correct_tier: Option<&str>,
+    tiers: &[&str],
+) -> Result<Labelled, SkipReason> {
+    let labelled = if let Some(correct) = correct_tier {
+        Labelled {
+            rule: LabelRule::Feedback,
+            quality: good_from(rank(tiers, correct)?, tiers.len()),
+        }
+    } else if let Some(corrected) = record
+        .override_
+        .as_ref()
+        .filter(|corrected| corrected.from != corrected.to)
+    {
+        Labelled {
+            rule: LabelRule::Override,
+            quality: good_from(rank(tiers, &corrected.to)?, tiers.len()),
+        }
+    } else if !answered(record) {
+        return Err(SkipReason::NoSuccess);
+    } else if let Some(last) = tried(record).last() {
+        let mut dearest_failed = 0;
+        for escalation in tried(record) {
+            dearest_failed = dearest_failed.max(rank(tiers, &escalation.from)?);
+        }
+        let answered_by = rank(tiers, &last.to)?;
+        if answered_by <= dearest_failed {
+            // A fall back to a cheaper tier says nothing about what a cheaper tier can answer.
+            return Err(SkipReason::NoLabelInformation);
+        }
+        let quality = (0..tiers.len())
+            .map(|tier| match tier {
+                t if t <= dearest_failed => Some(0.0),
+                t if t >= answered_by => Some(1.0),
+                _ => None,
+            })
+            .collect();
+        Labelled {
+            rule: LabelRule::Escalation,
+            quality,
+        }
+    } else {
+        let served = rank(tiers, &record.tier)?;
+        let quality = (0..tiers.len())
+            .map(|tier| (tier >= served).then_some(1.0))
+            .collect();
+        Labelled {
+            rule: LabelRule::Served,
+            quality,
+        }
+    };
+    let extremes_known = tiers.len() >= 2
+        && labelled.quality.first().is_some_and(Option::is_some)
+        && labelled.quality.last().is_some_and(Option::is_some);
+    if extremes_known {
+        Ok(labelled)
+    } else {
+        Err(SkipReason::NoLabelInformation)
+    }
+}
+
+/// What `tier` would have charged for the record's request, in USD: the config's price of the
+/// record's tokens, else the cost the filter logged for that tier (served, top or decided).
+pub fn tier_cost_usd(record: &DecisionRecord, tier: &str, config: &Config) -> Option<f64> {
+    let priced = record
+        .usage
+        .as_ref()
+        .zip(config.price(tier))
+        .map(|(usage, price)| price.cost_micro_usd(usage));
+    let logged = || {
+        [
+            (record.tier.as_str(), record.cost_micro_usd),
+            (config.top_tier_name(), record.top_tier_cost_micro_usd),
+            (record.decided_tier.as_str(), record.decided_cost_micro_usd),
+        ]
+        .into_iter()
+        .find_map(|(name, cost)| cost.filter(|_| name == tier))
+    };
+    priced.or_else(logged).map(|micro_usd| micro_usd / 1e6)
+}
+
+/// One record as a training row, or why it cannot be one.
+pub fn row(
+    record: &DecisionRecord,
+    source: &str,
+    feedback: &Feedback,
+    config: &Config,
+) -> Result<(Row, LabelRule), SkipReason> {
+    let request = record.request.as_ref().ok_or(SkipReason::NoRequestBody)?;
+    if record.api != TRAINED_API {
+        return Err(SkipReason::OtherApi);
+    }
+    let tiers = config.tier_names();
+    let labelled = label(record, feedback.correct_tier(&record.request_id), &tiers)?;
+    let mut outcomes = BTreeMap::new();
+    for (tier, quality) in tiers.iter().zip(&labelled.quality) {
+        let Some(quality) = *quality else { continue };
+        let cost_usd = tier_cost_usd(record, tier, config).ok_or(SkipReason::Unpriced)?;
+        let outcome = Outcome {
+            // The log names only the served model; a tier's name says which one it would be.
+            model: (*tier).to_string(),
+            quality,
+            cost_usd,
+            // Another tier's cost is priced on the served answer's tokens, not its own answer's.
+            cost_estimated: *tier != record.tier,
+        };
+        outcomes.insert((*tier).to_string(), outcome);
+    }
+    let row = Row {
+        id: record.request_id.clone(),
+        source: source.to_string(),
+        request: request.get().to_string(),
+        outcomes,
+    };
+    Ok((row, labelled.rule))
+}
+
+/// The rows of every log, one training source per log file, and what became of each record.
+#[derive(Debug, Default)]
+pub struct FromLog {
+    pub sources: Vec<Source>,
+    pub records: usize,
+    pub lines_not_records: usize,
+    pub by_rule: BTreeMap<LabelRule, usize>,
+    pub skipped: BTreeMap<SkipReason, usize>,
+}
+
+impl FromLog {
+    pub fn rows(&self) -> usize {
+        self.sources.iter().map(|source| source.rows.len()).sum()
+    }
+
+    /// Where the rows came from and what was left out, for a terminal.
+    pub fn summary(&self) -> String {
+        let rules: Vec<String> = LabelRule::ALL
+            .iter()
+            .map(|rule| {
+                let count = self.by_rule.get(rule).copied().unwrap_or(0);
+                format!("{} {count}", rule.name())
+            })
+            .collect();
+        let mut out = format!(
+            "from the log: {} rows of {} records ({} lines not records); by label rule: {}\n",
+            self.rows(),
+            self.records,
+            self.lines_not_records,
+            rules.join(", ")
+        );
+        let skipped: usize = self.skipped.values().sum();
+        if skipped > 0 {
+            let reasons: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(reason, count)| format!("{count} {}", reason.describe()))
+                .collect();
+            out += &format!("skipped {skipped} records: {}\n", reasons.join(", "));
+        }
+        out
+    }
+}
+
+/// The trainer reads outcomes only under its own tier names, cheapest first.
+fn check_tier_names(tiers: &[&str]) -> Result<(), String> {
+    let positions: Option<Vec<usize>> = tiers
+        .iter()
+        .map(|tier| DATASET_TIERS.iter().position(|known| known == tier))
+        .collect();
+    match positions {
+        Some(positions) if positions.windows(2).all(|pair| pair[0] < pair[1]) => Ok(()),
+        _ => Err(format!(
+            "the config's tiers ({}) must be named among {}, in that order, to train on the log",
+            tiers.join(", "),
+            DATASET_TIERS.join(", ")
+        )),
+    }
+}
+
+/// Turns every record of every log into a training row where the rules allow.
+pub fn rows_from_logs(
+    logs: &[DecisionLog],
+    feedback: &Feedback,
+    config: &Config,
+) -> Result<FromLog, String> {
+    check_tier_names(&config.tier_names())?;
+    let mut from_log = FromLog::default();
+    for log in logs {
+        let source = format!("log:{}", log.stem());
+        let mut rows = Vec::new();
+        for record in &log.records {
+            match row(record, &source, feedback, config) {
+                Ok((row, rule)) => {
+                    rows.push(row);
+                    *from_log.by_rule.entry(rule).or_default() += 1;
+                }
+                Err(reason) => *from_log.skipped.entry(reason).or_default() += 1,
+            }
+        }
+        from_log.records += log.records.len();
+        from_log.lines_not_records += log.skipped_lines;
+        if !rows.is_empty() {
+            from_log.sources.push(Source {
+                name: log.path.display().to_string(),
+                rows,
+            });
+        }
+    }
+    Ok(from_log)
+}
+
+/// The escalations where the cheaper tier really answered (or failed) this request.
+fn tried(record: &DecisionRecord) -> Vec<&triage_core::Escalation> {
+    record
+        .escalations
+        .iter()
+        .filter(|step| step.cause != "circuit_open")
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

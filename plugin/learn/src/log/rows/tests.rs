@@ -1,0 +1,285 @@
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use triage_core::{Escalation, OverrideRecord};
+
+use super::*;
+use crate::log::testing::{micro_usd, priced_config, record};
+
+const TIERS: [&str; 3] = ["small", "mid", "frontier"];
+
+fn known(qualities: [f64; 3]) -> Vec<Option<f64>> {
+    qualities.map(Some).to_vec()
+}
+
+fn overridden(from: &str, to: &str) -> DecisionRecord {
+    let mut record = record("o", 0, to);
+    record.cause = "override".into();
+    record.decided_tier = to.into();
+    record.override_ = Some(OverrideRecord {
+        from: from.into(),
+        to: to.into(),
+    });
+    record
+}
+
+fn escalated(steps: &[(&str, &str)], status: u16) -> DecisionRecord {
+    let served = steps.last().map_or("small", |(_, to)| *to);
+    let mut record = record("e", 0, served);
+    record.decided_tier = steps.first().map_or(served, |(from, _)| *from).into();
+    record.status = Some(status);
+    record.escalations = steps
+        .iter()
+        .map(|(from, to)| Escalation {
+            from: from.to_string(),
+            to: to.to_string(),
+            cause: "empty".into(),
+            status: Some(200),
+            abandoned_usage: None,
+        })
+        .collect();
+    record
+}
+
+#[test]
+fn feedback_names_the_cheapest_tier_that_answers() {
+    let labelled = label(&record("f", 0, "small"), Some("mid"), &TIERS).unwrap();
+    assert_eq!(labelled.rule, LabelRule::Feedback);
+    assert_eq!(labelled.quality, known([0.0, 1.0, 1.0]));
+    // Feedback is the strongest signal: it holds whatever the answer's status was.
+    let mut failed = record("f", 0, "frontier");
+    failed.status = Some(503);
+    let labelled = label(&failed, Some("small"), &TIERS).unwrap();
+    assert_eq!(labelled.quality, known([1.0, 1.0, 1.0]));
+}
+
+#[test]
+fn feedback_beats_an_override_and_an_override_beats_an_escalation() {
+    let mut record = overridden("small", "frontier");
+    record.escalations = escalated(&[("small", "mid")], 200).escalations;
+    let by_feedback = label(&record, Some("mid"), &TIERS).unwrap();
+    assert_eq!(by_feedback.rule, LabelRule::Feedback);
+    assert_eq!(by_feedback.quality, known([0.0, 1.0, 1.0]));
+    let by_override = label(&record, None, &TIERS).unwrap();
+    assert_eq!(by_override.rule, LabelRule::Override);
+    assert_eq!(by_override.quality, known([0.0, 0.0, 1.0]));
+}
+
+#[test]
+fn an_override_takes_its_target_as_the_correct_tier() {
+    let labelled = label(&overridden("small", "mid"), None, &TIERS).unwrap();
+    assert_eq!(labelled.rule, LabelRule::Override);
+    assert_eq!(labelled.quality, known([0.0, 1.0, 1.0]));
+    // An override to the tier triage chose anyway corrects nothing: the served rule applies.
+    let agreed = label(&overridden("mid", "mid"), None, &TIERS);
+    assert_eq!(agreed, Err(SkipReason::NoLabelInformation));
+    let agreed_small = label(&overridden("small", "small"), None, &TIERS).unwrap();
+    assert_eq!(agreed_small.rule, LabelRule::Served);
+}
+
+#[test]
+fn an_answered_escalation_fails_every_tier_up_to_its_dearest_source() {
+    let one_step = label(&escalated(&[("small", "mid")], 200), None, &TIERS).unwrap();
+    assert_eq!(one_step.rule, LabelRule::Escalation);
+    assert_eq!(one_step.quality, known([0.0, 1.0, 1.0]));
+    let chain = escalated(&[("small", "mid"), ("mid", "frontier")], 200);
+    assert_eq!(
+        label(&chain, None, &TIERS).unwrap().quality,
+        known([0.0, 0.0, 1.0])
+    );
+    // A jump over a tier leaves it unknown.
+    let jump = label(&escalated(&[("small", "frontier")], 200), None, &TIERS).unwrap();
+    assert_eq!(jump.quality, vec![Some(0.0), None, Some(1.0)]);
+    // Still failing after escalating, or falling back to a cheaper tier, says nothing usable.
+    let unanswered = escalated(&[("small", "mid")], 502);
+    assert_eq!(label(&unanswered, None, &TIERS), Err(SkipReason::NoSuccess));
+    let downwards = escalated(&[("frontier", "mid")], 200);
+    assert_eq!(
+        label(&downwards, None, &TIERS),
+        Err(SkipReason::NoLabelInformation)
+    );
+}
+
+#[test]
+fn a_quiet_answer_vouches_for_its_tier_and_dearer_ones_only() {
+    let small = label(&record("s", 0, "small"), None, &TIERS).unwrap();
+    assert_eq!(small.rule, LabelRule::Served);
+    assert_eq!(small.quality, known([1.0, 1.0, 1.0]));
+    for tier in ["mid", "frontier"] {
+        assert_eq!(
+            label(&record("s", 0, tier), None, &TIERS),
+            Err(SkipReason::NoLabelInformation),
+            "{tier}: nothing is known of the cheapest tier"
+        );
+    }
+    let mut failed = record("s", 0, "small");
+    failed.status = Some(500);
+    assert_eq!(label(&failed, None, &TIERS), Err(SkipReason::NoSuccess));
+    failed.status = None;
+    assert_eq!(label(&failed, None, &TIERS), Err(SkipReason::NoSuccess));
+    let mut unknown = record("s", 0, "ultra");
+    unknown.decided_tier = "ultra".into();
+    assert_eq!(label(&unknown, None, &TIERS), Err(SkipReason::UnknownTier));
+    assert_eq!(
+        label(&record("s", 0, "small"), None, &["small"]),
+        Err(SkipReason::NoLabelInformation),
+        "one tier: nothing to choose between"
+    );
+}
+
+fn feedback(rows: &str) -> Feedback {
+    let mut feedback = Feedback::default();
+    feedback
+        .parse(Cursor::new(rows), Path::new("fb"), &TIERS)
+        .unwrap();
+    feedback
+}
+
+#[test]
+fn the_rows_give_the_trainer_the_intended_label() {
+    let config = priced_config();
+    let grades = feedback(
+        r#"{"request_id": "needs-mid", "correct_tier": "mid"}
+{"request_id": "small-is-enough", "correct_tier": "small"}"#,
+    );
+    let cases = [
+        (record("needs-mid", 0, "small"), true),
+        (record("small-is-enough", 0, "frontier"), false),
+        (overridden("small", "frontier"), true),
+        (escalated(&[("small", "mid")], 200), true),
+        (record("served-small", 0, "small"), false),
+    ];
+    for (record, needs_strong) in cases {
+        let (row, _) = row(&record, "log:test", &grades, &config).unwrap();
+        assert_eq!(
+            crate::train::label(&row),
+            Some(needs_strong),
+            "{}: {:?}",
+            record.request_id,
+            row.outcomes
+        );
+        assert_eq!(row.id, record.request_id);
+        assert_eq!(row.source, "log:test");
+        assert_eq!(row.request, crate::log::testing::BODY);
+    }
+}
+
+#[test]
+fn costs_come_from_the_config_prices_else_the_record() {
+    let config = priced_config();
+    let none = Feedback::default();
+    let (row, _) = row(&escalated(&[("small", "mid")], 200), "s", &none, &config).unwrap();
+    for tier in TIERS {
+        let outcome = &row.outcomes[tier];
+        assert!(
+            (outcome.cost_usd - micro_usd(tier) / 1e6).abs() < 1e-15,
+            "{tier}"
+        );
+        assert_eq!(outcome.cost_estimated, tier != "mid", "{tier}");
+        assert_eq!(outcome.model, tier);
+    }
+
+    // Without usage, the logged costs price the served, top and decided tiers.
+    let mut unmetered = escalated(&[("small", "mid")], 200);
+    unmetered.usage = None;
+    unmetered.cost_micro_usd = Some(4_000.0);
+    unmetered.top_tier_cost_micro_usd = Some(30_000.0);
+    unmetered.decided_cost_micro_usd = Some(300.0);
+    let (row, _) = super::row(&unmetered, "s", &none, &config).unwrap();
+    let costs: Vec<f64> = TIERS.iter().map(|t| row.outcomes[*t].cost_usd).collect();
+    assert_eq!(costs, [0.0003, 0.004, 0.03]);
+    unmetered.decided_cost_micro_usd = None;
+    assert_eq!(
+        super::row(&unmetered, "s", &none, &config).err(),
+        Some(SkipReason::Unpriced)
+    );
+}
+
+#[test]
+fn every_record_is_a_row_or_a_counted_skip() {
+    let config = priced_config();
+    let mut records = vec![
+        record("ok-1", 0, "small"),
+        record("ok-2", 0, "small"),
+        overridden("small", "mid"),
+        record("mid", 0, "mid"),
+    ];
+    let mut bodiless = record("bodiless", 0, "small");
+    bodiless.request = None;
+    let mut anthropic = record("anthropic", 0, "small");
+    anthropic.api = "anthropic_messages".into();
+    let mut failed = record("failed", 0, "small");
+    failed.status = Some(429);
+    records.extend([bodiless, anthropic, failed]);
+    let logs = [
+        DecisionLog {
+            path: PathBuf::from("/var/log/envoy/day-1.log"),
+            records,
+            skipped_lines: 4,
+        },
+        DecisionLog {
+            path: PathBuf::from("day-2.log"),
+            records: vec![record("mid-2", 0, "mid")],
+            skipped_lines: 1,
+        },
+    ];
+    let from_log = rows_from_logs(&logs, &Feedback::default(), &config).unwrap();
+    assert_eq!(from_log.records, 8);
+    assert_eq!(from_log.rows(), 3);
+    assert_eq!(from_log.lines_not_records, 5);
+    assert_eq!(from_log.sources.len(), 1, "a log without rows is no source");
+    assert_eq!(from_log.sources[0].name, "/var/log/envoy/day-1.log");
+    assert_eq!(from_log.sources[0].rows[0].source, "log:day-1");
+    assert_eq!(from_log.by_rule.get(&LabelRule::Served), Some(&2));
+    assert_eq!(from_log.by_rule.get(&LabelRule::Override), Some(&1));
+    let skipped: Vec<(SkipReason, usize)> =
+        from_log.skipped.iter().map(|(r, n)| (*r, *n)).collect();
+    assert_eq!(
+        skipped,
+        [
+            (SkipReason::NoRequestBody, 1),
+            (SkipReason::OtherApi, 1),
+            (SkipReason::NoSuccess, 1),
+            (SkipReason::NoLabelInformation, 2),
+        ]
+    );
+    let summary = from_log.summary();
+    assert!(
+        summary.starts_with("from the log: 3 rows of 8 records (5 lines not records); by label rule: feedback 0, override 1, escalation 0, served 2\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("skipped 5 records: 1 without a request body, "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn tiers_must_carry_the_trainers_names() {
+    let config = |json: &str| Config::from_json(json.as_bytes()).unwrap();
+    let none = Feedback::default();
+    let custom = config(r#"{"tiers": [{"name": "cheap", "max_score": 0.5}, {"name": "dear"}]}"#);
+    let error = rows_from_logs(&[], &none, &custom).unwrap_err();
+    assert!(
+        error.contains("(cheap, dear) must be named among small, mid, frontier"),
+        "{error}"
+    );
+    let reversed =
+        config(r#"{"tiers": [{"name": "frontier", "max_score": 0.5}, {"name": "small"}]}"#);
+    assert!(rows_from_logs(&[], &none, &reversed).is_err());
+    let two = config(r#"{"tiers": [{"name": "small", "max_score": 0.5}, {"name": "frontier"}]}"#);
+    assert!(rows_from_logs(&[], &none, &two).is_ok());
+}
+
+#[test]
+fn a_tier_skipped_by_its_circuit_breaker_was_never_asked() {
+    let mut skipped = escalated(&[("small", "mid")], 200);
+    skipped.escalations[0].cause = "circuit_open".into();
+    // Without that evidence it is a quiet answer from mid, which says nothing about small.
+    assert!(
+        label(&skipped, None, &TIERS).is_err(),
+        "small must not be labelled failed"
+    );
+    let tried = label(&escalated(&[("small", "mid")], 200), None, &TIERS).unwrap();
+    assert_eq!(tried.rule, LabelRule::Escalation);
+}

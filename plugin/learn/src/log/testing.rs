@@ -1,0 +1,62 @@
+//! Decision records for tests: a served, priced, 2xx chat request to build on.
+
+use serde_json::value::RawValue;
+use triage_core::{Applied, Config, DecisionRecord, Usage, RECORD_VERSION};
+
+/// Three priced tiers; 1,000 prompt and 100 completion tokens cost 210 µ$ on small, 3,500 on mid
+/// and 21,000 on frontier.
+pub const PRICED: &str = r#"{"tiers": [
+  {"name": "small", "model": "s", "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}},
+  {"name": "mid", "model": "m", "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}},
+  {"name": "frontier", "model": "f", "price": {"input_per_mtok": 15, "output_per_mtok": 60}}
+]}"#;
+
+pub const USAGE: Usage = Usage {
+    prompt_tokens: 1_000,
+    completion_tokens: 100,
+};
+
+/// What [`USAGE`] costs on each tier of [`PRICED`], in µ$.
+pub fn micro_usd(tier: &str) -> f64 {
+    match tier {
+        "small" => 210.0,
+        "mid" => 3_500.0,
+        _ => 21_000.0,
+    }
+}
+
+pub fn priced_config() -> Config {
+    Config::from_json(PRICED.as_bytes()).unwrap()
+}
+
+pub const BODY: &str =
+    r#"{"model":"auto","messages":[{"role":"user","content":"Classify: great!"}]}"#;
+
+/// An enforced, scored request served by `tier` with a 2xx answer, priced as [`PRICED`] would.
+pub fn record(id: &str, start_ms: u64, tier: &str) -> DecisionRecord {
+    DecisionRecord {
+        v: RECORD_VERSION,
+        request_id: id.to_string(),
+        start_ms,
+        api: "openai_chat".to_string(),
+        mode: Applied::Enforce,
+        tier: tier.to_string(),
+        decided_tier: tier.to_string(),
+        cause: "scored".to_string(),
+        rule: None,
+        fail_open: None,
+        score: Some(0.1),
+        reasons: vec!["simple_task-1.00".to_string()],
+        requested_model: Some("auto".to_string()),
+        model: Some(format!("{tier}-model")),
+        override_: None,
+        escalations: Vec::new(),
+        status: Some(200),
+        usage: Some(USAGE),
+        cost_micro_usd: Some(micro_usd(tier)),
+        top_tier_cost_micro_usd: Some(micro_usd("frontier")),
+        decided_cost_micro_usd: Some(micro_usd(tier)),
+        decision_us: 20,
+        request: Some(RawValue::from_string(BODY.to_string()).unwrap()),
+    }
+}

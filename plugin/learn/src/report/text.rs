@@ -1,0 +1,188 @@
+//! The report as text for a terminal: one table row per window and the totals, shadow's priced effect,
+//! the cost-per-task trend and the verdicts.
+
+use super::{Report, Status, Summary};
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), super::percent)
+}
+
+fn usd(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("${v:.decimals$}"))
+}
+
+/// Columns padded to their widest cell: the first left-aligned, the others right-aligned.
+fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                if column == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        out += indent;
+        out += cells.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn summary_row(label: &str, summary: &Summary) -> Vec<String> {
+    let shares: Vec<String> = summary
+        .tiers
+        .iter()
+        .map(|tier| format!("{:.0}", 100.0 * tier.share))
+        .collect();
+    let accuracy = match summary.accuracy {
+        Some(_) => format!("{} ({})", percent(summary.accuracy), summary.labelled),
+        None => "-".to_string(),
+    };
+    vec![
+        label.to_string(),
+        summary.requests.to_string(),
+        shares.join("/"),
+        usd(summary.cost_usd, 4),
+        usd(summary.cost_per_task_usd, 6),
+        usd(summary.top_tier_cost_usd, 4),
+        percent(summary.savings),
+        accuracy,
+        percent(summary.override_rate),
+        percent(summary.escalation_rate),
+        percent(summary.fail_open_share),
+        summary.unknown_usage.to_string(),
+        percent(summary.shadow_share),
+    ]
+}
+
+fn shadow_line(summary: &Summary) -> Option<String> {
+    let effect = summary.shadow_effect.as_ref()?;
+    Some(format!(
+        "{} shadowed, {} priced: decided tiers ${:.6} against ${:.6} served ({})",
+        summary.shadow,
+        effect.requests,
+        effect.decided_cost_usd,
+        effect.served_cost_usd,
+        effect
+            .change
+            .map_or_else(|| "-".to_string(), |c| format!("{:+.1}%", 100.0 * c))
+    ))
+}
+
+pub fn render_text(report: &Report) -> String {
+    let inputs = &report.inputs;
+    let mut out = format!(
+        "{} decision records from {} ({} lines not records); feedback: {} rows, {} matching no record\n",
+        inputs.records,
+        inputs.logs.join(", "),
+        inputs.lines_not_records,
+        inputs.feedback_rows,
+        inputs.feedback_unmatched
+    );
+    if report.windows.is_empty() {
+        out += "no decision records\n";
+        return out;
+    }
+    out += &format!(
+        "windows of {} (UTC start); costs in USD; top-tier cost and savings over requests priced both ways\n\n",
+        report.window
+    );
+    let header = [
+        "window",
+        "requests",
+        &format!("{} %", report.tiers.join("/")),
+        "cost",
+        "cost/task",
+        "top-tier",
+        "savings",
+        "accuracy (n)",
+        "override",
+        "escalation",
+        "fail-open",
+        "no usage",
+        "shadow",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = vec![header];
+    rows.extend(
+        report
+            .windows
+            .iter()
+            .map(|window| summary_row(&window.start, &window.summary)),
+    );
+    rows.push(summary_row("totals", &report.totals));
+    out += &table(&rows, "");
+
+    let shadowed: Vec<Vec<String>> = report
+        .windows
+        .iter()
+        .map(|window| (window.start.as_str(), &window.summary))
+        .chain([("totals", &report.totals)])
+        .filter_map(|(label, summary)| Some(vec![label.to_string(), shadow_line(summary)?]))
+        .collect();
+    if !shadowed.is_empty() {
+        out += "\nshadow mode, priced effect of enforcing:\n";
+        out += &table(&shadowed, "  ");
+    }
+
+    out += "\ncost per task as volume grows:\n";
+    let mut trend = vec![["window", "requests", "cumulative", "cost/task"]
+        .map(String::from)
+        .to_vec()];
+    trend.extend(report.windows.iter().map(|window| {
+        vec![
+            window.start.clone(),
+            window.summary.requests.to_string(),
+            window.cumulative_requests.to_string(),
+            usd(window.summary.cost_per_task_usd, 6),
+        ]
+    }));
+    out += &table(&trend, "  ");
+    if let (Some(first), Some(last), Some(change)) = (
+        report.trend.first_cost_per_task_usd,
+        report.trend.last_cost_per_task_usd,
+        report.trend.change,
+    ) {
+        out += &format!(
+            "  first -> last window: ${first:.6} -> ${last:.6} ({:+.1}%)\n",
+            100.0 * change
+        );
+    }
+
+    out += "\ntargets:\n";
+    let target_width = report
+        .verdicts
+        .iter()
+        .map(|verdict| verdict.target.len())
+        .max()
+        .unwrap_or(0);
+    for verdict in &report.verdicts {
+        let status = match verdict.status {
+            Status::Met => "met",
+            Status::NotMet => "NOT MET",
+            Status::Unknown => "unknown",
+        };
+        out += &format!(
+            "  {:<target_width$}  {status:<7}  {}\n",
+            verdict.target, verdict.detail
+        );
+    }
+    out
+}
