@@ -5,8 +5,9 @@
 //! wrappers declare the same ABI imports and turn every status into a `Result`, so filter code can log
 //! and fail open instead.
 
-use proxy_wasm::types::{BufferType, MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status, StreamType};
 use std::ptr::{null, null_mut};
+use std::time::Duration;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -56,6 +57,38 @@ extern "C" {
         results_data: *mut *mut u8,
         results_size: *mut usize,
     ) -> Status;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_define_metric(
+        metric_type: MetricType,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> Status;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+    fn proxy_continue_stream(stream_type: StreamType) -> Status;
 }
 
 pub type HostResult<T> = Result<T, Status>;
@@ -80,18 +113,23 @@ unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
 }
 
 pub fn header_names(map: MapType) -> HostResult<Vec<String>> {
+    Ok(header_pairs(map)?.into_iter().map(|(key, _)| key).collect())
+}
+
+/// Every (name, value) of a header map, values as lossy UTF-8.
+pub fn header_pairs(map: MapType) -> HostResult<Vec<(String, String)>> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: out-pointers are valid; the returned buffer is ours on Ok.
     let serialized = unsafe {
         check(proxy_get_header_map_pairs(map, &mut data, &mut size))?;
         take_host_bytes(data, size)
     };
-    Ok(decode_map_keys(&serialized))
+    Ok(decode_map(&serialized))
 }
 
-/// Keys of a serialized header map (count, then key/value sizes, then NUL-terminated keys and
-/// values). Malformed input yields the keys read so far instead of panicking.
-fn decode_map_keys(bytes: &[u8]) -> Vec<String> {
+/// A serialized header map (count, then key/value sizes, then NUL-terminated keys and values).
+/// Malformed input yields the pairs read so far instead of panicking.
+fn decode_map(bytes: &[u8]) -> Vec<(String, String)> {
     let read_u32 = |at: usize| -> Option<usize> {
         let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
         Some(u32::from_le_bytes(raw) as usize)
@@ -99,21 +137,44 @@ fn decode_map_keys(bytes: &[u8]) -> Vec<String> {
     let Some(count) = read_u32(0) else {
         return Vec::new();
     };
-    let mut keys = Vec::with_capacity(count.min(256));
+    let mut pairs = Vec::with_capacity(count.min(256));
     let mut cursor = 4usize.saturating_add(count.saturating_mul(8));
     for n in 0..count {
         let (Some(key_len), Some(value_len)) = (read_u32(4 + n * 8), read_u32(8 + n * 8)) else {
             break;
         };
-        let Some(key) = bytes.get(cursor..cursor.saturating_add(key_len)) else {
+        let value_start = cursor.saturating_add(key_len + 1);
+        let (Some(key), Some(value)) = (
+            bytes.get(cursor..cursor.saturating_add(key_len)),
+            bytes.get(value_start..value_start.saturating_add(value_len)),
+        ) else {
             break;
         };
-        keys.push(String::from_utf8_lossy(key).into_owned());
-        cursor = cursor
-            .saturating_add(key_len + 1)
-            .saturating_add(value_len + 1);
+        pairs.push((
+            String::from_utf8_lossy(key).into_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+        cursor = value_start.saturating_add(value_len + 1);
     }
-    keys
+    pairs
+}
+
+/// The inverse of [`decode_map`].
+fn encode_map(pairs: &[(String, String)]) -> Vec<u8> {
+    let size: usize = pairs.iter().map(|(k, v)| 8 + k.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (key, value) in pairs {
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    }
+    for (key, value) in pairs {
+        out.extend_from_slice(key.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+    out
 }
 
 pub fn header(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
@@ -176,9 +237,120 @@ pub fn call_foreign(name: &str) -> HostResult<()> {
     Ok(())
 }
 
+/// The host's wall clock, in nanoseconds since the Unix epoch.
+pub fn now_nanos() -> HostResult<u64> {
+    let mut nanos = 0;
+    // SAFETY: the out-pointer is valid for the call.
+    check(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    Ok(nanos)
+}
+
+/// Stores `value` under the one-segment property `name`; Envoy keeps it as filter state
+/// `wasm.<name>`, which access logs read with `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+pub fn set_property(name: &str, value: &[u8]) -> HostResult<()> {
+    // A property path is its segments joined by NUL; one segment is just the name.
+    // SAFETY: both slices are valid for the duration of the call.
+    check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn define_metric(kind: MetricType, name: &str) -> HostResult<u32> {
+    let mut id = 0;
+    // SAFETY: the name slice and out-pointer are valid for the call.
+    check(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// Adds `by` to a counter (Envoy refuses an increment of 0 with BadArgument, so none is sent).
+pub fn increment_metric(id: u32, by: u64) -> HostResult<()> {
+    if by == 0 {
+        return Ok(());
+    }
+    let offset = i64::try_from(by).unwrap_or(i64::MAX);
+    // SAFETY: plain values.
+    check(unsafe { proxy_increment_metric(id, offset) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_record_metric(id, value) })
+}
+
+/// A host property, e.g. `["response", "code_details"]`; None when the host has no value.
+pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
+    let path = path.join("\0");
+    let (mut data, mut size) = (null_mut(), 0);
+    // SAFETY: the path slice and out-pointers are valid; the buffer is ours on Ok.
+    unsafe {
+        match proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) {
+            Status::Ok => Ok(Some(take_host_bytes(data, size))),
+            Status::NotFound => Ok(None),
+            other => Err(other),
+        }
+    }
+}
+
+/// Sends an HTTP request to `cluster`; the answer arrives in `on_http_call_response` of the calling
+/// context. Goes through the SDK, whose dispatcher must know the token; it returns the documented
+/// failures (unknown cluster, missing pseudo-headers) as errors.
+pub fn dispatch(
+    cluster: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> HostResult<u32> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, Some(body), Vec::new(), timeout)
+}
+
+/// Answers the client with this response instead of the upstream's. Envoy sends it as soon as the
+/// current callback returns, bypassing the other encoder filters.
+pub fn send_local_response(
+    status: u32,
+    details: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> HostResult<()> {
+    let headers = encode_map(headers);
+    // SAFETY: every slice is valid for the duration of the call.
+    check(unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    })
+}
+
+/// Lets a paused response go on to the client.
+pub fn continue_response() -> HostResult<()> {
+    // SAFETY: plain value.
+    check(unsafe { proxy_continue_stream(StreamType::HttpResponse) })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode_map_keys;
+    use super::{decode_map, encode_map};
+
+    fn decode_map_keys(bytes: &[u8]) -> Vec<String> {
+        decode_map(bytes).into_iter().map(|(key, _)| key).collect()
+    }
+
+    #[test]
+    fn encoding_and_decoding_are_inverse() {
+        let pairs = vec![
+            (":status".to_string(), "200".to_string()),
+            ("x-empty".to_string(), String::new()),
+        ];
+        assert_eq!(decode_map(&encode_map(&pairs)), pairs);
+    }
 
     fn serialize(pairs: &[(&str, &str)]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();

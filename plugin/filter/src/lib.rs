@@ -1,10 +1,15 @@
 //! triage's Envoy filter: thin proxy-wasm glue over `triage_core`.
 //!
-//! `root` owns the validated config; `request` is one HTTP stream's state machine; `host` is the
-//! only place that makes host calls.
+//! `root` owns the validated config, the metric ids and the tier breakers; `request` is one HTTP
+//! stream's request side and state, `response` its response side, `escalation` moves it up a tier
+//! after a failure or a weak answer; `metrics` names and counts triage's stats; `host` is the only
+//! place that makes host calls.
 
+mod escalation;
 mod host;
+mod metrics;
 mod request;
+mod response;
 mod root;
 
 proxy_wasm::main! {{

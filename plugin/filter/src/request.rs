@@ -1,52 +1,98 @@
-//! One HTTP stream: hold the headers, buffer the body, decide, then route and rewrite.
+//! One HTTP stream: hold the headers, buffer the body, decide, route and rewrite (or, shadowed, only
+//! record), then read the response's usage and settle the decision record.
 //!
 //! Envoy lets a filter write request headers only while it holds them, so the headers are paused
 //! until the decision is made at the end of the body (which needs `allow_on_headers_stop_iteration`
 //! in the plugin config). Every host failure is logged and the request continues: a request the
 //! client didn't break is never failed here.
 
+use crate::escalation::{Breakers, Hold, Retry};
 use crate::host;
+use crate::metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType, Status};
 use std::rc::Rc;
-use triage_core::{ApiFormat, Config, Decision, FailOpen, RequestHead};
+use triage_core::{
+    ApiFormat, Applied, Config, Decision, DecisionRecord, Escalation, FailOpen, RecordStart,
+    RequestHead, UsageReader,
+};
 
-const TIER_HEADER: &str = "x-triage-tier";
+pub(crate) const TIER_HEADER: &str = "x-triage-tier";
 const SCORE_HEADER: &str = "x-triage-score";
 const REASON_HEADER: &str = "x-triage-reason";
+const MODE_HEADER: &str = "x-triage-mode";
 /// Every header with this prefix belongs to triage; a client's copy is dropped.
 const OWN_HEADER_PREFIX: &str = "x-triage-";
 
 pub struct TriageRequest {
-    context_id: u32,
-    config: Rc<Config>,
-    stage: Stage,
+    pub(crate) context_id: u32,
+    pub(crate) config: Rc<Config>,
+    pub(crate) metrics: Rc<Metrics>,
+    pub(crate) breakers: Rc<Breakers>,
+    pub(crate) stage: Stage,
 }
 
-enum Stage {
+pub(crate) enum Stage {
     /// Not an LLM API call (or not yet seen): nothing to do.
     PassThrough,
     /// An LLM API call whose body is being buffered.
     Buffering(PendingRequest),
-    /// Routed; the response gets the decision's headers.
-    Decided(Decision),
+    /// Decided; the response gets the decision's headers and settles the record.
+    Decided(Box<Routed>),
+    /// The record is written and counted.
+    Settled,
 }
 
-struct PendingRequest {
-    format: ApiFormat,
+pub(crate) struct PendingRequest {
+    pub(crate) format: ApiFormat,
     path: String,
-    rule_headers: Vec<(String, String)>,
+    request_id: String,
+    pub(crate) start_nanos: u64,
+    /// The request headers the decision reads (rules, override, escalation opt-outs), captured
+    /// before any is stripped.
+    pub(crate) decision_headers: Vec<(String, String)>,
     has_content_length: bool,
     body_size: usize,
 }
 
+/// A decided request, from the decision to the end of its response.
+pub(crate) struct Routed {
+    pub(crate) decision: Decision,
+    pub(crate) record: DecisionRecord,
+    pub(crate) format: ApiFormat,
+    pub(crate) status: Option<u16>,
+    pub(crate) event_stream: bool,
+    pub(crate) usage: Option<UsageReader>,
+    /// Set when a failure or a weak answer may move the request up a tier.
+    pub(crate) retry: Option<Retry>,
+    pub(crate) hold: Hold,
+    /// Bytes of the response body buffer already read (Envoy hands back the whole buffer while the
+    /// filter holds it).
+    pub(crate) seen: usize,
+    pub(crate) response_ended: bool,
+}
+
 impl TriageRequest {
-    pub fn new(context_id: u32, config: Rc<Config>) -> Self {
+    pub fn new(
+        context_id: u32,
+        config: Rc<Config>,
+        metrics: Rc<Metrics>,
+        breakers: Rc<Breakers>,
+    ) -> Self {
         Self {
             context_id,
             config,
+            metrics,
+            breakers,
             stage: Stage::PassThrough,
         }
+    }
+
+    pub(crate) fn now_nanos(&self) -> u64 {
+        host::now_nanos().unwrap_or_else(|status| {
+            self.warn("reading the clock", status);
+            0
+        })
     }
 
     fn request_header(&self, name: &str) -> Option<String> {
@@ -76,59 +122,89 @@ impl TriageRequest {
         }
     }
 
-    fn pending_request(&self, format: ApiFormat, path: String) -> PendingRequest {
-        let rule_headers = self
-            .config
-            .rule_header_names()
+    fn decision_headers(&self) -> Vec<(String, String)> {
+        self.config
+            .decision_header_names()
             .iter()
             .filter_map(|name| self.request_header(name).map(|value| (name.clone(), value)))
-            .collect();
+            .collect()
+    }
+
+    fn pending_request(
+        &self,
+        format: ApiFormat,
+        path: String,
+        decision_headers: Vec<(String, String)>,
+        start_nanos: u64,
+    ) -> PendingRequest {
         PendingRequest {
             format,
             path,
-            rule_headers,
+            request_id: self.request_header("x-request-id").unwrap_or_default(),
+            start_nanos,
+            decision_headers,
             has_content_length: self.request_header("content-length").is_some(),
             body_size: 0,
         }
     }
 
     fn decide_on_body(&mut self, pending: PendingRequest) {
+        let started = self.now_nanos();
+        let applied = self.config.mode().applied(&pending.request_id);
         let body = match host::buffer(BufferType::HttpRequestBody, 0, pending.body_size) {
             Ok(body) => body,
             Err(status) => {
                 self.warn("reading the request body", status);
-                return self.route(triage_core::fail_open(
-                    &self.config,
-                    FailOpen::BodyUnavailable,
-                ));
+                let decision = triage_core::fail_open(&self.config, FailOpen::BodyUnavailable);
+                return self.route(pending, applied, decision, None, started, Vec::new());
             }
         };
         let head = RequestHead {
             format: pending.format,
             path: &pending.path,
-            headers: &pending.rule_headers,
+            headers: &pending.decision_headers,
         };
         let mut decision = triage_core::decide(&self.config, &head, &body);
-        if let Some(model) = decision.model.as_deref() {
-            if !self.rewrite_model(&body, model, pending.has_content_length) {
-                decision.model = None;
+        let mut skipped = Vec::new();
+        if applied == Applied::Enforce {
+            skipped = self.skip_open_tiers(&mut decision, pending.format);
+            let tier = self.config.tier_index(&decision.tier).unwrap_or_default();
+            let model = decision.model.as_deref();
+            match triage_core::upstream_body(
+                &self.config,
+                pending.format,
+                &body,
+                tier,
+                model,
+                decision.stream,
+            ) {
+                Ok(Some(changed)) => {
+                    if !self.replace_body(&body, &changed, pending.has_content_length) {
+                        decision.model = None;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    log::warn!("#{} body not rewritten: {err}", self.context_id);
+                    decision.model = None;
+                }
             }
         }
-        self.route(decision);
+        self.route(pending, applied, decision, Some(body), started, skipped);
     }
 
-    /// Writes the tier's model into the body and keeps the framing right: a stale content-length
-    /// makes the upstream read leftover bytes as the next request on a pooled connection.
-    fn rewrite_model(&self, body: &[u8], model: &str, has_content_length: bool) -> bool {
-        let rewritten = match triage_core::rewrite_model(body, model) {
-            Ok(rewritten) => rewritten,
-            Err(err) => {
-                log::warn!("#{} model not rewritten: {err}", self.context_id);
-                return false;
-            }
-        };
-        if let Err(status) =
-            host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &rewritten)
+    /// Routes past the body cap: the body streams through untouched to the default tier.
+    fn route_without_body(&mut self, pending: PendingRequest, cause: FailOpen) {
+        let started = self.now_nanos();
+        let applied = self.config.mode().applied(&pending.request_id);
+        let decision = triage_core::fail_open(&self.config, cause);
+        self.route(pending, applied, decision, None, started, Vec::new());
+    }
+
+    /// Replaces the body and keeps the framing right: a stale content-length makes the upstream
+    /// read leftover bytes as the next request on a pooled connection.
+    fn replace_body(&self, body: &[u8], rewritten: &[u8], has_content_length: bool) -> bool {
+        if let Err(status) = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), rewritten)
         {
             self.warn("replacing the request body", status);
             return false;
@@ -144,32 +220,110 @@ impl TriageRequest {
         true
     }
 
-    fn route(&mut self, decision: Decision) {
+    /// Enforced: the routing header picks the tier's route. Shadowed: the request goes on exactly
+    /// as it came (the decision only reaches the record, the metrics and the response headers).
+    fn route(
+        &mut self,
+        pending: PendingRequest,
+        applied: Applied,
+        decision: Decision,
+        body: Option<Vec<u8>>,
+        started: u64,
+        skipped: Vec<Escalation>,
+    ) {
         log::debug!(
-            "#{} tier={} reason={}",
+            "#{} {} tier={} reason={}",
             self.context_id,
+            applied.as_str(),
             decision.tier,
             decision.reason_header()
         );
-        let headers = MapType::HttpRequestHeaders;
-        if let Err(status) = host::set_header(headers, self.config.route_header(), &decision.tier) {
-            self.warn("setting the routing header", status);
+        if applied == Applied::Enforce {
+            let headers = MapType::HttpRequestHeaders;
+            if let Err(status) =
+                host::set_header(headers, self.config.route_header(), &decision.tier)
+            {
+                self.warn("setting the routing header", status);
+            }
+            self.write_decision_headers(headers, &decision, applied);
+            // Envoy picked the route before the body arrived; make it pick again with our header.
+            match host::call_foreign("clear_route_cache") {
+                Ok(()) | Err(Status::NotFound) => {}
+                Err(status) => self.warn("clearing the route cache", status),
+            }
         }
-        self.write_decision_headers(headers, &decision);
-        // Envoy picked the route before the body arrived; make it pick again with our header.
-        match host::call_foreign("clear_route_cache") {
-            Ok(()) | Err(Status::NotFound) => {}
-            Err(status) => self.warn("clearing the route cache", status),
-        }
-        self.stage = Stage::Decided(decision);
+        self.track(pending, applied, decision, body, started, skipped);
     }
 
-    fn write_decision_headers(&self, map: MapType, decision: &Decision) {
+    /// From here on the request is followed to the end of its response, for the record.
+    fn track(
+        &mut self,
+        pending: PendingRequest,
+        applied: Applied,
+        decision: Decision,
+        body: Option<Vec<u8>>,
+        started: u64,
+        skipped: Vec<Escalation>,
+    ) {
+        let start = RecordStart {
+            request_id: &pending.request_id,
+            start_ms: pending.start_nanos / 1_000_000,
+            api: pending.format.as_str(),
+            mode: applied,
+            decision_us: self.now_nanos().saturating_sub(started) / 1_000,
+            body: body.as_deref(),
+        };
+        let mut record = DecisionRecord::new(&self.config, &decision, start);
+        record.escalations = skipped;
+        let retry = body.and_then(|body| self.retry_for(&pending, &decision, applied, body));
+        self.stage = Stage::Decided(Box::new(Routed {
+            decision,
+            record,
+            format: pending.format,
+            status: None,
+            event_stream: false,
+            usage: None,
+            retry,
+            hold: Hold::Off,
+            seen: 0,
+            response_ended: false,
+        }));
+    }
+
+    /// Envoy answered before the body was complete (a 413 past its buffer limit, another filter's
+    /// local reply): nothing can be routed any more, but the request is still recorded and counted.
+    pub(crate) fn answered_before_decision(&mut self, status: Option<u16>) {
+        if !matches!(self.stage, Stage::Buffering(_)) {
+            return;
+        }
+        let Stage::Buffering(pending) = std::mem::replace(&mut self.stage, Stage::PassThrough)
+        else {
+            return;
+        };
+        let cause = if status == Some(413) {
+            FailOpen::BodyTooLarge
+        } else {
+            FailOpen::BodyUnavailable
+        };
+        let started = self.now_nanos();
+        let applied = self.config.mode().applied(&pending.request_id);
+        let decision = triage_core::fail_open(&self.config, cause);
+        self.track(pending, applied, decision, None, started, Vec::new());
+    }
+
+    pub(crate) fn write_decision_headers(
+        &self,
+        map: MapType,
+        decision: &Decision,
+        applied: Applied,
+    ) {
         let score = decision.score_header();
+        let mode = (applied == Applied::Shadow).then(|| applied.as_str().to_string());
         let values = [
             (TIER_HEADER, Some(decision.tier.clone())),
             (SCORE_HEADER, score),
             (REASON_HEADER, Some(decision.reason_header())),
+            (MODE_HEADER, mode),
         ];
         for (name, value) in values {
             let written = match value {
@@ -192,24 +346,37 @@ impl TriageRequest {
         }
     }
 
-    fn warn(&self, what: &str, status: Status) {
+    pub(crate) fn warn(&self, what: &str, status: Status) {
         log::warn!("#{} {what} failed: {status:?}", self.context_id);
     }
 }
 
-impl Context for TriageRequest {}
+impl Context for TriageRequest {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        self.escalation_answered(token_id, num_headers, body_size);
+    }
+}
 
 impl HttpContext for TriageRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         #[cfg(feature = "fault-injection")]
         self.panic_if_asked();
+        let start_nanos = self.now_nanos();
+        // Read before stripping: an allowed caller's override header is one of ours.
+        let decision_headers = self.decision_headers();
         self.strip_client_routing_headers();
         let method = self.request_header(":method").unwrap_or_default();
         let path = self.request_header(":path").unwrap_or_default();
         let Some(format) = ApiFormat::detect(&method, &path) else {
             return Action::Continue;
         };
-        let pending = self.pending_request(format, path);
+        let pending = self.pending_request(format, path, decision_headers, start_nanos);
         if end_of_stream {
             self.decide_on_body(pending);
             return Action::Continue;
@@ -224,9 +391,11 @@ impl HttpContext for TriageRequest {
         };
         pending.body_size = body_size;
         if body_size > self.config.max_body_bytes() {
-            // Stop buffering: the body streams through untouched to the default tier.
-            let decision = triage_core::fail_open(&self.config, FailOpen::BodyTooLarge);
-            self.route(decision);
+            if let Stage::Buffering(pending) =
+                std::mem::replace(&mut self.stage, Stage::PassThrough)
+            {
+                self.route_without_body(pending, FailOpen::BodyTooLarge);
+            }
             return Action::Continue;
         }
         if !end_of_stream {
@@ -246,10 +415,21 @@ impl HttpContext for TriageRequest {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let Stage::Decided(decision) = &self.stage {
-            self.write_decision_headers(MapType::HttpResponseHeaders, decision);
-        }
-        Action::Continue
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.response_headers(end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.response_body(body_size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.response_trailers()
+    }
+
+    /// The stream ended without a complete response (reset, client gone): the record still counts.
+    fn on_log(&mut self) {
+        self.answered_before_decision(None);
+        self.settle();
     }
 }

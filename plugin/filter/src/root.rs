@@ -1,15 +1,29 @@
 //! The root context: parses and validates the plugin config once, then hands it to every request.
 
+use crate::escalation::Breakers;
 use crate::host;
+use crate::metrics::Metrics;
 use crate::request::TriageRequest;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
 use triage_core::Config;
 
-#[derive(Default)]
 pub struct TriageRoot {
     config: Rc<Config>,
+    metrics: Rc<Metrics>,
+    breakers: Rc<Breakers>,
+}
+
+impl Default for TriageRoot {
+    fn default() -> Self {
+        let config = Config::default();
+        TriageRoot {
+            breakers: Rc::new(Breakers::new(&config)),
+            config: Rc::new(config),
+            metrics: Rc::new(Metrics::default()),
+        }
+    }
 }
 
 impl Context for TriageRoot {}
@@ -36,6 +50,9 @@ impl RootContext for TriageRoot {
         };
         match Config::from_json(&raw) {
             Ok(config) => {
+                self.metrics = Rc::new(Metrics::define(&config));
+                // A new config starts with closed breakers: its tiers may differ.
+                self.breakers = Rc::new(Breakers::new(&config));
                 self.config = Rc::new(config);
                 log::info!("triage config accepted");
                 true
@@ -51,6 +68,8 @@ impl RootContext for TriageRoot {
         Some(Box::new(TriageRequest::new(
             context_id,
             Rc::clone(&self.config),
+            Rc::clone(&self.metrics),
+            Rc::clone(&self.breakers),
         )))
     }
 
