@@ -2,7 +2,7 @@
 # Renders the Envoy config of one flavour to stdout:
 #   render.sh triage|baseline
 # Placeholders take the value of the environment variable of the same name (LISTEN_PORT, ADMIN_PORT,
-# SMALL_PORT, MID_PORT, FRONTIER_PORT, and for triage WASM_PATH and PLUGIN_CONFIG).
+# SMALL_PORT, MID_PORT, FRONTIER_PORT, ACCESS_LOG, and for triage WASM_PATH and PLUGIN_CONFIG).
 # Rules (envoy/e2e/src/render.rs applies the same ones):
 #   1. the line ${HTTP_FILTERS} becomes envoy/filters/<flavour>.yaml.in;
 #   2. every ${NAME} becomes its value with ' doubled and line breaks turned into spaces, as every

@@ -114,12 +114,12 @@ up() {
     done
     mkdir -p "$run"
     WASM_PATH="$repo/target/wasm32-wasip1/release/triage.wasm" PLUGIN_CONFIG="$(cat "$plugin_config_file")" \
-        "$here/render.sh" "$flavour" >"$run/envoy.yaml"
+        ACCESS_LOG="$run/access.log" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
     start_detached mock-llm "$repo/target/release/mock-llm" \
         --tier "small=127.0.0.1:$SMALL_PORT" --tier "mid=127.0.0.1:$MID_PORT" \
         --tier "frontier=127.0.0.1:$FRONTIER_PORT"
     start_detached envoy "$repo/.venv/bin/envoy" -c "$run/envoy.yaml" --concurrency 2 \
-        --base-id "$ADMIN_PORT" --disable-hot-restart --log-level info
+        --base-id "$ADMIN_PORT" --disable-hot-restart --log-level info --file-flush-interval-msec 1000
     wait_ready
     echo "triage stack up ($flavour): http://127.0.0.1:$LISTEN_PORT (admin http://127.0.0.1:$ADMIN_PORT, logs in ${run#"$repo"/})"
 }

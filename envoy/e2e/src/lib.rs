@@ -10,9 +10,11 @@ pub mod check;
 pub mod http;
 pub mod paths;
 pub mod plugin_config;
+pub mod prometheus;
 pub mod render;
 pub mod stack;
 
 pub use http::{Body, Connection, Request, Response};
+pub use prometheus::Scrape;
 pub use render::{Flavour, Ports};
 pub use stack::{validate, FilterBuild, Stack, StackOptions, StartError, TIERS};

@@ -34,8 +34,14 @@ pub struct Ports {
     pub frontier: u16,
 }
 
-/// `wasm` is needed by the triage flavour only.
-pub fn render(flavour: Flavour, ports: Ports, wasm: Option<&Path>, plugin_config: &str) -> String {
+/// `wasm` is needed by the triage flavour only; `access_log` is where Envoy writes decision records.
+pub fn render(
+    flavour: Flavour,
+    ports: Ports,
+    wasm: Option<&Path>,
+    plugin_config: &str,
+    access_log: &Path,
+) -> String {
     let envoy_dir = repo_root().join("envoy");
     let stack = read(&envoy_dir.join("envoy.yaml.in"));
     let filters = read(&envoy_dir.join(format!("filters/{}.yaml.in", flavour.as_str())));
@@ -47,6 +53,7 @@ pub fn render(flavour: Flavour, ports: Ports, wasm: Option<&Path>, plugin_config
         ("MID_PORT", ports.mid.to_string()),
         ("FRONTIER_PORT", ports.frontier.to_string()),
         ("PLUGIN_CONFIG", plugin_config.to_owned()),
+        ("ACCESS_LOG", access_log.display().to_string()),
     ]);
     if let Some(wasm) = wasm {
         values.insert("WASM_PATH", wasm.display().to_string());

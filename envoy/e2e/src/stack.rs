@@ -16,6 +16,8 @@ use crate::render::{render, Flavour, Ports};
 /// The tiers of the shipped config and template, cheapest first.
 pub const TIERS: [&str; 3] = ["small", "mid", "frontier"];
 
+/// Where, in the stack's directory, Envoy writes the decision records.
+const ACCESS_LOG: &str = "access.log";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const START_ATTEMPTS: usize = 3;
 
@@ -228,6 +230,51 @@ impl Stack {
     }
 
     /// Everything Envoy logged so far.
+    /// Envoy's `/stats/prometheus`, parsed.
+    pub fn prometheus(&self) -> crate::prometheus::Scrape {
+        let response = self.admin_get("/stats/prometheus");
+        assert_eq!(
+            response.status,
+            200,
+            "/stats/prometheus: {}",
+            response.text()
+        );
+        crate::prometheus::Scrape::parse(&response.text())
+    }
+
+    /// The first scrape within 10 s for which `ready` holds (else the last one): histograms reach
+    /// `/stats/prometheus` only at Envoy's periodic stats flush.
+    pub fn prometheus_when(
+        &self,
+        ready: impl Fn(&crate::prometheus::Scrape) -> bool,
+    ) -> crate::prometheus::Scrape {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let scrape = self.prometheus();
+            if ready(&scrape) || Instant::now() > deadline {
+                return scrape;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The access log's lines (one decision record per routed request), once there are at least
+    /// `expected` of them or 5 s have passed (Envoy writes the file from a flush timer).
+    pub fn access_log(&self, expected: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<String> = std::fs::read_to_string(self.dir.join(ACCESS_LOG))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= expected || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
     }
@@ -293,6 +340,8 @@ fn launch(options: &StackOptions, ports: Ports) -> Result<(Child, PathBuf, Durat
         .args(["--concurrency", &options.concurrency.to_string()])
         .args(["--base-id", &ports.admin.to_string()])
         .args(["--disable-hot-restart", "--log-level", "info"])
+        // Decision records reach the access log file within 100 ms instead of Envoy's 10 s.
+        .args(["--file-flush-interval-msec", "100"])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -339,6 +388,7 @@ fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
         ports,
         wasm.as_deref(),
         &options.plugin_config,
+        &dir.join(ACCESS_LOG),
     );
     for (from, to) in &options.config_edits {
         assert!(
