@@ -329,3 +329,56 @@ fn the_circuit_breaker_opens_skips_the_tier_and_closes_after_the_cooldown() {
     assert_eq!(skipped_record["escalations"][0]["cause"], "circuit_open");
     assert_eq!(skipped_record["tier"], "mid");
 }
+
+#[test]
+fn a_low_mean_logprob_escalates_and_the_cheap_tier_is_asked_for_logprobs() {
+    let mut config = plugin_config::forcing();
+    config["escalation"]["request_logprobs"] = json!(true);
+    config["escalation"]["checks"]["min_mean_logprob"] = json!(-1.0);
+    let stack = Stack::start(&config);
+    let confident = stack.send(&small_failing(chat(), "logprobs=-0.2"));
+    assert_eq!(
+        confident.header("x-mock-tier"),
+        Some("small"),
+        "{}",
+        confident.text()
+    );
+    let small: Value =
+        serde_json::from_slice(&stack.mock("small").received()[0].body).expect("JSON");
+    assert_eq!(
+        small["logprobs"], true,
+        "the cheap tier was asked for logprobs"
+    );
+
+    let unsure = stack.send(&small_failing(chat(), "logprobs=-3"));
+    assert_eq!(unsure.header("x-mock-tier"), Some("mid"));
+    assert_eq!(
+        unsure.header("x-triage-escalation-cause"),
+        Some("low_logprob")
+    );
+    let mid: Value = serde_json::from_slice(&stack.mock("mid").received()[0].body).expect("JSON");
+    // With one escalation allowed, mid's answer is final and not judged: no logprobs asked of it.
+    assert!(mid.get("logprobs").is_none(), "{mid}");
+}
+
+/// The documented boundary: once the upstream's response has started, a transport reset can't be
+/// rescued, because Envoy resets the client's stream itself.
+#[test]
+fn a_stream_broken_after_its_headers_is_not_rescued() {
+    let stack = Stack::start(&plugin_config::forcing());
+    let body = with(&chat(), "stream", json!(true));
+    let mut connection = stack.connect();
+    let outcome = connection.send(&small_failing(body, "broken-stream"));
+    match outcome {
+        Err(_) => {}
+        Ok(response) => assert!(
+            !response.text().contains("[mock mid tier"),
+            "no switch to mid after small's response started: {}",
+            response.text()
+        ),
+    }
+    assert_eq!(stack.mock("mid").received().len(), 0, "mid never asked");
+    let record = &records(&stack, 1)[0];
+    assert_eq!(record["tier"], "small");
+    assert_eq!(record["escalations"], json!([]));
+}

@@ -582,3 +582,47 @@ fn requests_that_end_without_an_upstream_answer_are_still_recorded() {
     );
     assert_eq!(scrape.sum("triage_usage_unknown", &[]), 2.0);
 }
+
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_envoy_exports() {
+    let stack = Stack::start(&plugin_config::shipped());
+    stack.send(&Request::post(CHAT, bodies::chat(Some("auto"), NEUTRAL)));
+    // Histograms appear at the stats flush.
+    stack.prometheus_when(|scrape| scrape.sum("triage_decision_us_count", &[]) > 0.0);
+    let scrape = stack.admin_get("/stats/prometheus").text();
+    let file = std::env::temp_dir().join(format!("triage-scrape-{}.txt", std::process::id()));
+    std::fs::write(&file, scrape).expect("write the scrape");
+    let root = triage_e2e::paths::repo_root();
+    let output = std::process::Command::new("python3")
+        .arg(root.join("examples/grafana/check.py"))
+        .arg("--metrics")
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "dashboard check against a real scrape failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn openai_streams_can_be_asked_for_their_usage() {
+    let mut config = plugin_config::forcing();
+    config["usage"] = json!({"request_stream_usage": true});
+    let stack = Stack::start(&config);
+    let body = streamed(&bodies::chat(Some("auto"), NEUTRAL), false);
+    let response = stack.send(&forced(CHAT, body, "small"));
+    let (prompt, completion) = reported_usage(&response).expect("the stream now ends with usage");
+    let sent: Value =
+        serde_json::from_slice(&stack.mock("small").received()[0].body).expect("JSON");
+    assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+    let record = &records(&stack, 1)[0];
+    assert_eq!(
+        record["usage"],
+        json!({"prompt_tokens": prompt, "completion_tokens": completion})
+    );
+    assert_eq!(stack.prometheus().sum("triage_usage_unknown", &[]), 0.0);
+}

@@ -6,11 +6,13 @@ use crate::config::Config;
 use crate::format::ApiFormat;
 use crate::rewrite::{insert_member, rewrite_model, RewriteError};
 
+/// `judged`: this tier's answer will be checked (a cheaper tier with an escalation left after it);
+/// only then are logprobs asked for.
 pub fn upstream_body(
     config: &Config,
     format: ApiFormat,
     body: &[u8],
-    tier: usize,
+    judged: bool,
     model: Option<&str>,
     stream: bool,
 ) -> Result<Option<Vec<u8>>, RewriteError> {
@@ -24,9 +26,8 @@ pub fn upstream_body(
     let checked_by_logprobs = config
         .escalation()
         .is_some_and(|policy| policy.request_logprobs && policy.checks.min_mean_logprob.is_some());
-    let cheaper = tier + 1 < config.tier_names().len();
     let additions = [
-        (checked_by_logprobs && cheaper, "logprobs", "true"),
+        (checked_by_logprobs && judged, "logprobs", "true"),
         (
             stream && config.request_stream_usage(),
             "stream_options",

@@ -337,11 +337,12 @@ impl TriageRequest {
             return false;
         };
         let model = self.config.tier_model(to, format);
+        let judged = retry.left > 1 && to + 1 < self.config.tier_names().len();
         let body = match triage_core::upstream_body(
             &self.config,
             format,
             &retry.body,
-            to,
+            judged,
             model,
             retry.stream,
         ) {

@@ -169,12 +169,13 @@ impl TriageRequest {
         if applied == Applied::Enforce {
             skipped = self.skip_open_tiers(&mut decision, pending.format);
             let tier = self.config.tier_index(&decision.tier).unwrap_or_default();
+            let judged = tier + 1 < self.config.tier_names().len();
             let model = decision.model.as_deref();
             match triage_core::upstream_body(
                 &self.config,
                 pending.format,
                 &body,
-                tier,
+                judged,
                 model,
                 decision.stream,
             ) {

@@ -18,7 +18,7 @@ fn only_the_model_changes_by_default() {
         &config,
         ApiFormat::OpenAiChat,
         CHAT_STREAM,
-        0,
+        true,
         Some("gpt-4o-mini"),
         true,
     );
@@ -26,26 +26,41 @@ fn only_the_model_changes_by_default() {
         body(out.unwrap()),
         r#"{"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#
     );
-    let untouched = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 0, None, true);
+    let untouched = upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        true,
+        None,
+        true,
+    );
     assert_eq!(untouched.unwrap(), None);
 }
 
 #[test]
 fn streams_are_asked_for_usage_when_configured() {
     let config = config(r#"{"usage": {"request_stream_usage": true}}"#);
-    let out = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 1, None, true).unwrap();
+    let out = upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        false,
+        None,
+        true,
+    )
+    .unwrap();
     let value: serde_json::Value = serde_json::from_str(&body(out)).unwrap();
     assert_eq!(value["stream_options"]["include_usage"], true);
     assert_eq!(value["model"], "auto");
     // Not a stream, or the client chose its own stream options: nothing added.
     let plain = br#"{"model": "auto", "messages": []}"#;
     assert_eq!(
-        upstream_body(&config, ApiFormat::OpenAiChat, plain, 1, None, false).unwrap(),
+        upstream_body(&config, ApiFormat::OpenAiChat, plain, false, None, false).unwrap(),
         None
     );
     let own = br#"{"stream": true, "stream_options": {"include_usage": false}, "messages": []}"#;
     assert_eq!(
-        upstream_body(&config, ApiFormat::OpenAiChat, own, 1, None, true).unwrap(),
+        upstream_body(&config, ApiFormat::OpenAiChat, own, false, None, true).unwrap(),
         None
     );
     // Anthropic streams carry usage anyway.
@@ -55,7 +70,7 @@ fn streams_are_asked_for_usage_when_configured() {
             &config,
             ApiFormat::AnthropicMessages,
             messages,
-            1,
+            false,
             None,
             true
         )
@@ -73,7 +88,7 @@ fn cheaper_tiers_are_asked_for_logprobs_when_they_are_checked() {
         &config,
         ApiFormat::OpenAiChat,
         CHAT_STREAM,
-        0,
+        true,
         Some("s"),
         true,
     )
@@ -81,14 +96,22 @@ fn cheaper_tiers_are_asked_for_logprobs_when_they_are_checked() {
     let value: serde_json::Value = serde_json::from_str(&body(out)).unwrap();
     assert_eq!(value["logprobs"], true);
     assert_eq!(value["model"], "s");
-    let top = upstream_body(&config, ApiFormat::OpenAiChat, CHAT_STREAM, 2, None, true).unwrap();
-    assert_eq!(top, None, "the top tier's answer is never checked");
+    let top = upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        CHAT_STREAM,
+        false,
+        None,
+        true,
+    )
+    .unwrap();
+    assert_eq!(top, None, "an answer that is not judged needs no logprobs");
     let unchecked = self::config(r#"{"escalation": {"request_logprobs": true}}"#);
     let out = upstream_body(
         &unchecked,
         ApiFormat::OpenAiChat,
         CHAT_STREAM,
-        0,
+        true,
         None,
         true,
     )
@@ -99,5 +122,13 @@ fn cheaper_tiers_are_asked_for_logprobs_when_they_are_checked() {
 #[test]
 fn a_body_the_model_cannot_be_written_into_is_an_error() {
     let config = Config::default();
-    assert!(upstream_body(&config, ApiFormat::OpenAiChat, b"[1]", 0, Some("m"), false).is_err());
+    assert!(upstream_body(
+        &config,
+        ApiFormat::OpenAiChat,
+        b"[1]",
+        false,
+        Some("m"),
+        false
+    )
+    .is_err());
 }
