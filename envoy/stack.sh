@@ -113,6 +113,8 @@ up() {
         fi
     done
     mkdir -p "$run"
+    # Each stack starts a fresh decision log (the demo's report covers its own requests only).
+    rm -f "$run/access.log"
     WASM_PATH="$repo/target/wasm32-wasip1/release/triage.wasm" PLUGIN_CONFIG="$(cat "$plugin_config_file")" \
         ACCESS_LOG="$run/access.log" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
     start_detached mock-llm "$repo/target/release/mock-llm" \

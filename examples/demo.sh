@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Starts the triage stack (Envoy + the triage filter + mock LLM tiers), sends every request of
-# examples/requests.jsonl through Envoy with curl, and prints where each one went. The stack stays up.
+# examples/requests.jsonl through Envoy with curl and prints where each one went; then makes the small
+# tier fail once to show an escalation, and prints what operators read back: the Prometheus metrics
+# and `triage report` over the decision log. The stack stays up.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+port="${TRIAGE_LISTEN_PORT:-10000}"
+admin="${TRIAGE_ADMIN_PORT:-9901}"
+cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p triage-cli
 "$repo/envoy/stack.sh" up
 echo
 python3 - "$repo/examples/requests.jsonl" "http://127.0.0.1:${TRIAGE_LISTEN_PORT:-10000}" <<'PY'
@@ -43,6 +48,16 @@ with tempfile.TemporaryDirectory() as workdir, open(requests_file) as f:
         rows.append((example["id"], headers.get("x-triage-tier", "-"), model,
                      headers.get("x-triage-score", "-"), headers.get("x-mock-tier", "-"),
                      headers.get("x-triage-reason", "-")))
+    # The small tier answers 503 (a mock switch): the filter asks mid instead.
+    failing = {"id": "small-tier-down", "path": "/v1/chat/completions",
+               "headers": {"x-mock-fail": "status=503", "x-mock-fail-tier": "small"},
+               "body": {"model": "auto", "messages": [{"role": "user", "content":
+                        "Classify the sentiment of this review as positive or negative: 'Great phone, love it.'"}]}}
+    headers, model = send(failing, workdir)
+    escalated = headers.get("x-triage-escalated", "-") + " (" + headers.get("x-triage-escalation-cause", "-") + ")"
+    rows.append((failing["id"], headers.get("x-triage-tier", "-"), model,
+                 headers.get("x-triage-score", "-"), headers.get("x-mock-tier", "-"),
+                 "escalated " + escalated))
 widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 for i, row in enumerate(rows):
     print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -50,6 +65,15 @@ for i, row in enumerate(rows):
         print("-+-".join("-" * width for width in widths))
 PY
 echo
+echo "Metrics (non-zero triage_* series of http://127.0.0.1:$admin/stats/prometheus):"
+curl -sS "http://127.0.0.1:$admin/stats/prometheus" \
+    | grep -E '^triage_(requests|escalations|cost_micro_usd|top_tier_cost_micro_usd)\{' | grep -v ' 0$'
+echo
+# Envoy flushes the access log every second.
+sleep 1.5
+echo "triage report envoy/.run/$port/access.log"
+(cd "$repo" && target/release/triage report "envoy/.run/$port/access.log")
+echo
 down="envoy/stack.sh down"
 [[ -n "${TRIAGE_LISTEN_PORT:-}" ]] && down="TRIAGE_LISTEN_PORT=$TRIAGE_LISTEN_PORT $down"
-echo "The stack is still up (Envoy on http://127.0.0.1:${TRIAGE_LISTEN_PORT:-10000}); stop it with: $down"
+echo "The stack is still up (Envoy on http://127.0.0.1:$port); stop it with: $down"
