@@ -4,45 +4,12 @@
 //! tasks the small tier answered, plus records that cannot be rows. The model it writes is loaded by
 //! `triage route --config`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
-/// A directory in the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("triage-from-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, contents: &str) {
-        std::fs::write(self.0.join(name), contents).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn triage(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_triage"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{text, triage_in, TempDir};
 
 /// Questions the small tier got wrong and the frontier tier right, from the MMLU rows of
 /// `../shared/data/routing/train/mmlu.jsonl` (lm-sys/RouteLLM, Apache-2.0).
@@ -204,7 +171,7 @@ fn train(dir: &TempDir, extra: &[&str]) -> Output {
         "max-top-share=0.5",
     ];
     args.extend(extra);
-    triage(&dir.0, &args)
+    triage_in(&dir.0, &args)
 }
 
 #[test]
@@ -249,7 +216,7 @@ fn train_from_log_counts_its_rows_and_writes_a_model_the_router_loads() {
         .map(|prompt| format!("{}\n", body(prompt)))
         .collect();
     dir.write("bodies.jsonl", &bodies);
-    let routed = triage(
+    let routed = triage_in(
         &dir.0,
         &[
             "route",
@@ -310,7 +277,7 @@ fn from_log_needs_a_config_and_train_needs_some_rows() {
     let dir = TempDir::new("args");
     let (log, _) = log_and_feedback();
     dir.write("access.log", &log);
-    let output = triage(
+    let output = triage_in(
         &dir.0,
         &["train", "--from-log", "access.log", "--out", "m.json"],
     );
@@ -320,7 +287,7 @@ fn from_log_needs_a_config_and_train_needs_some_rows() {
         "{}",
         text(&output.stderr)
     );
-    let output = triage(&dir.0, &["train", "--out", "m.json"]);
+    let output = triage_in(&dir.0, &["train", "--out", "m.json"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         text(&output.stderr).contains("--data"),
@@ -332,7 +299,7 @@ fn from_log_needs_a_config_and_train_needs_some_rows() {
         "custom.json",
         r#"{"tiers": [{"name": "cheap", "max_score": 0.5}, {"name": "dear"}]}"#,
     );
-    let output = triage(
+    let output = triage_in(
         &dir.0,
         &[
             "train",

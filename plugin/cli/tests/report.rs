@@ -10,41 +10,10 @@
 //! 12:00  small (feedback small), small, override small -> mid, explicit model on frontier
 //!                                                      cost/task 24,920 / 4 =  6,230.0 µ$
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use serde_json::{json, Value};
 
-/// A directory in the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("triage-report-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn triage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_triage"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{triage, TempDir};
 
 /// 2024-05-01 10:00 UTC.
 const T: u64 = 1_714_557_600_000;

@@ -1,49 +1,12 @@
 #![cfg(test)]
 //! `triage train` and `triage calibrate` end to end on a tiny synthetic dataset in a temp dir.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
 use serde_json::Value;
 
-/// A fresh temp directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "triage-train-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn triage(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_triage"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{text, triage_in, TempDir};
 
 /// 120 rows: proofs that only the frontier tier answers, and one-line lookups every tier answers;
 /// a few of each flipped so the classes overlap.
@@ -75,7 +38,7 @@ fn dataset() -> String {
 
 fn train_in(dir: &TempDir) -> Output {
     std::fs::write(dir.path("rows.jsonl"), dataset()).unwrap();
-    triage(
+    triage_in(
         &dir.0,
         &[
             "train",
@@ -99,7 +62,7 @@ fn train_in(dir: &TempDir) -> Output {
 
 #[test]
 fn train_writes_a_deterministic_model_with_its_provenance() {
-    let (first, second) = (TempDir::new(), TempDir::new());
+    let (first, second) = (TempDir::new("train"), TempDir::new("train"));
     let output = train_in(&first);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report = text(&output.stdout);
@@ -145,7 +108,7 @@ fn train_writes_a_deterministic_model_with_its_provenance() {
 
     // Another seed deals other folds.
     std::fs::write(second.path("rows.jsonl"), dataset()).unwrap();
-    let other = triage(
+    let other = triage_in(
         &second.0,
         &[
             "train",
@@ -167,14 +130,14 @@ fn train_writes_a_deterministic_model_with_its_provenance() {
 
 #[test]
 fn calibrate_meets_the_target_and_writes_a_config_the_router_loads() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("train");
     assert!(train_in(&dir).status.success());
     let base = r#"{"default_tier": "mid", "tiers": [
         {"name": "small", "model": "tiny", "max_score": 0.1},
         {"name": "mid", "model": "medium", "max_score": 0.2},
         {"name": "frontier", "model": "huge"}]}"#;
     std::fs::write(dir.path("base.json"), base).unwrap();
-    let output = triage(
+    let output = triage_in(
         &dir.0,
         &[
             "calibrate",
@@ -222,7 +185,7 @@ fn calibrate_meets_the_target_and_writes_a_config_the_router_loads() {
     assert_eq!(calibrated.meta["calibrated"]["target"], "min-quality=0.95");
 
     // The router with the written config routes the proofs away from the cheapest tier.
-    let routed = triage(
+    let routed = triage_in(
         &dir.0,
         &["route", "--config", "config.json", "--input", "rows.jsonl"],
     );
@@ -247,9 +210,9 @@ fn calibrate_meets_the_target_and_writes_a_config_the_router_loads() {
 
 #[test]
 fn impossible_targets_and_bad_options_fail_with_a_clear_message() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("train");
     assert!(train_in(&dir).status.success());
-    let output = triage(
+    let output = triage_in(
         &dir.0,
         &[
             "calibrate",
@@ -267,7 +230,7 @@ fn impossible_targets_and_bad_options_fail_with_a_clear_message() {
         error.contains("no thresholds meet max-cost=0.01") && error.contains("of the cost"),
         "{error}"
     );
-    let bad = triage(
+    let bad = triage_in(
         &dir.0,
         &[
             "train",
