@@ -382,3 +382,27 @@ fn a_stream_broken_after_its_headers_is_not_rescued() {
     assert_eq!(record["tier"], "small");
     assert_eq!(record["escalations"], json!([]));
 }
+
+#[test]
+fn an_unknown_escalation_cluster_fails_open_without_crashing_the_vm() {
+    let mut config = plugin_config::forcing();
+    config["tiers"][1]["cluster"] = json!("tier_missing");
+    let stack = Stack::start(&config);
+    let response = stack.send(&small_failing(chat(), "status=503"));
+    assert_eq!(
+        response.status,
+        503,
+        "small's own answer goes out: {}",
+        response.text()
+    );
+    assert_eq!(response.header("x-mock-tier"), Some("small"));
+    let next = stack.send(&Request::post(CHAT, chat()).header(FORCE_TIER_HEADER, "small"));
+    assert_eq!(next.status, 200, "the VM still serves");
+    assert_eq!(stack.stat("wasm.triage.vm_reload_success").unwrap_or(0), 0);
+    assert!(
+        stack
+            .log()
+            .contains("escalating to cluster tier_missing failed"),
+        "the cause is logged"
+    );
+}
