@@ -16,6 +16,7 @@ pub enum Status {
     BadArgument = 2,
     InvalidMemoryAccess = 6,
     CasMismatch = 8,
+    InternalFailure = 10,
 }
 
 /// What a host function ends in: a status for the module, or a trap.
@@ -341,7 +342,7 @@ fn link_logging_and_time(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_current_time_nanoseconds",
         |mut caller: Caller<'_, State>, time_ptr: i32| {
-            let now = caller.data().clock_nanos;
+            let now = caller.data_mut().read_clock();
             let mut guest = Guest {
                 caller: &mut caller,
             };
@@ -666,7 +667,14 @@ fn link_properties_and_shared_data(linker: &mut Linker<State>) -> wasmtime::Resu
             };
             status((|| {
                 let path = guest.read(path_ptr, path_len)?;
-                let value = guest.state().properties.get(&path).cloned();
+                let state = guest.state();
+                // The current stream's own stream info first, then what every stream sees.
+                let value = state
+                    .streams
+                    .get(&state.active_context())
+                    .and_then(|stream| stream.properties.get(&path))
+                    .or_else(|| state.properties.get(&path))
+                    .cloned();
                 let value = value.ok_or(Fault::Status(Status::NotFound))?;
                 guest.return_bytes(&value, value_ptr_ptr, value_size_ptr)
             })())
@@ -823,11 +831,19 @@ fn link_http_calls(linker: &mut Linker<State>) -> wasmtime::Result<()> {
                 let state = guest.state();
                 // Envoy: a negative timeout, an unknown cluster or a request without :path,
                 // :method and :authority is BadArgument.
+                let known = state.http_responses.contains_key(&cluster)
+                    || state.clusters.contains(&cluster)
+                    || state.unavailable_clusters.contains(&cluster);
                 if timeout_ms < 0
-                    || !state.http_responses.contains_key(&cluster)
+                    || !known
                     || !(has(":path") && has(":method") && has(":authority"))
                 {
                     return Err(Status::BadArgument.into());
+                }
+                // Envoy: the async client failed the request inline (no healthy host, an
+                // overflowing circuit breaker), so `send` gave no request back.
+                if state.unavailable_clusters.contains(&cluster) {
+                    return Err(Status::InternalFailure.into());
                 }
                 state.next_http_token += 1;
                 let token = state.next_http_token;
@@ -944,7 +960,7 @@ fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         WASI,
         "clock_time_get",
         |mut caller: Caller<'_, State>, _clock: i32, _precision: i64, time_ptr: i32| {
-            let now = caller.data().clock_nanos;
+            let now = caller.data_mut().read_clock();
             let mut guest = Guest {
                 caller: &mut caller,
             };

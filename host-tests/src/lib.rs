@@ -217,8 +217,11 @@ pub struct HostOptions {
     vm_configuration: Vec<u8>,
     properties: Vec<(Vec<u8>, Vec<u8>)>,
     http_responses: Vec<(String, HttpResponse)>,
+    clusters: Vec<String>,
+    unavailable_clusters: Vec<String>,
     seed: u64,
     clock_nanos: u64,
+    clock_step_nanos: u64,
 }
 
 impl Default for HostOptions {
@@ -231,8 +234,11 @@ impl Default for HostOptions {
                 (b"plugin_root_id".to_vec(), Vec::new()),
             ],
             http_responses: Vec::new(),
+            clusters: Vec::new(),
+            unavailable_clusters: Vec::new(),
             seed: 0x7472_6961_6765,
             clock_nanos: 1_700_000_000_000_000_000,
+            clock_step_nanos: 0,
         }
     }
 }
@@ -255,15 +261,38 @@ impl HostOptions {
         self
     }
 
-    /// The response every `dispatch_http_call` to `cluster` gets; calls to other clusters are
-    /// BadArgument, as for a cluster Envoy does not know.
+    /// The response every `dispatch_http_call` to `cluster` gets, delivered as soon as the
+    /// callback that made the call returns. Calls to clusters neither scripted here nor named by
+    /// [`HostOptions::cluster`] are BadArgument, as for a cluster Envoy does not know.
     pub fn http_response(mut self, cluster: &str, response: HttpResponse) -> Self {
         self.http_responses.push((cluster.to_string(), response));
         self
     }
 
+    /// A cluster Envoy knows whose calls stay in flight until the test answers them
+    /// ([`Stream::answer_http_call`], [`Stream::fail_http_call`]), as a real upstream takes its time.
+    pub fn cluster(mut self, cluster: &str) -> Self {
+        self.clusters.push(cluster.to_string());
+        self
+    }
+
+    /// A cluster Envoy knows whose async client fails every request as it starts (no healthy
+    /// host, an overflowing circuit breaker): `dispatch_http_call` returns InternalFailure and no
+    /// response ever arrives.
+    pub fn unavailable_cluster(mut self, cluster: &str) -> Self {
+        self.unavailable_clusters.push(cluster.to_string());
+        self
+    }
+
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Each clock read returns the time and then moves it on by `nanos`, as time passes between
+    /// two reads of Envoy's wall clock; the default, 0, is a frozen clock.
+    pub fn clock_step(mut self, nanos: u64) -> Self {
+        self.clock_step_nanos = nanos;
         self
     }
 
@@ -295,8 +324,11 @@ impl Host {
             vm_configuration: options.vm_configuration,
             properties: options.properties.into_iter().collect(),
             http_responses: options.http_responses.into_iter().collect(),
+            clusters: options.clusters.into_iter().collect(),
+            unavailable_clusters: options.unavailable_clusters.into_iter().collect(),
             random_state: options.seed,
             clock_nanos: options.clock_nanos,
+            clock_step_nanos: options.clock_step_nanos,
             ..State::default()
         };
         let mut store = Store::new(engine(), state);
@@ -444,42 +476,103 @@ impl Host {
         }
     }
 
-    /// Delivers the scripted response of every `dispatch_http_call` made so far.
+    /// Delivers the scripted response of every `dispatch_http_call` to a scripted cluster made so
+    /// far; calls to the other known clusters wait for the test.
     fn answer_http_calls(&mut self) -> Result<(), HostError> {
+        loop {
+            let state = self.store.data_mut();
+            let Some(call) = state
+                .http_calls
+                .iter_mut()
+                .find(|call| !call.answered && state.http_responses.contains_key(&call.cluster))
+            else {
+                return Ok(());
+            };
+            call.answered = true;
+            let (context, token) = (call.context, call.token);
+            let response = state.http_responses.get(&call.cluster).cloned();
+            self.deliver_http_call(context, token, response)?;
+        }
+    }
+
+    /// `proxy_on_http_call_response` in the context that made the call. Envoy's async client
+    /// reports a response (its own 503/504 local replies for a refused connection or a timeout
+    /// included) with its header, body and trailer counts; a failure (a reset, a response over the
+    /// buffer limit) with all three 0 and no response maps.
+    fn deliver_http_call(
+        &mut self,
+        context: u32,
+        token: u32,
+        response: Option<HttpResponse>,
+    ) -> Result<(), HostError> {
         let Some(on_response) = self.exports.on_http_call_response.clone() else {
             return Ok(());
         };
-        while let Some(call) = self
-            .store
-            .data_mut()
-            .http_calls
-            .iter_mut()
-            .find(|call| !call.answered)
-        {
-            call.answered = true;
-            let (context, token, cluster) = (call.context, call.token, call.cluster.clone());
-            let state = self.store.data_mut();
-            let response = state
-                .http_responses
-                .get(&cluster)
-                .cloned()
-                .unwrap_or_default();
-            let sizes = (
+        let sizes = response.as_ref().map_or((0, 0, 0), |response| {
+            (
                 response.headers.len() as i32,
                 response.body.len() as i32,
                 response.trailers.len() as i32,
-            );
-            state.http_call_response = Some(response);
-            let result = self.call(context, "proxy_on_http_call_response", |store| {
-                on_response.call(
-                    store,
-                    (context as i32, token as i32, sizes.0, sizes.1, sizes.2),
-                )
-            });
-            self.store.data_mut().http_call_response = None;
-            result?;
+            )
+        });
+        self.store.data_mut().http_call_response = response;
+        let result = self.call(context, "proxy_on_http_call_response", |store| {
+            on_response.call(
+                store,
+                (context as i32, token as i32, sizes.0, sizes.1, sizes.2),
+            )
+        });
+        self.store.data_mut().http_call_response = None;
+        result
+    }
+
+    /// Completes the call `token` to a cluster named by [`HostOptions::cluster`]: with `response`,
+    /// or, for None, as a failure. A call whose stream has ended was cancelled by Envoy and can't
+    /// complete.
+    pub fn complete_http_call(
+        &mut self,
+        token: u32,
+        response: Option<HttpResponse>,
+    ) -> Result<(), HostError> {
+        let state = self.store.data_mut();
+        let Some(call) = state.http_calls.iter_mut().find(|call| call.token == token) else {
+            return Err(HostError::Misuse(format!("no HTTP call has token {token}")));
+        };
+        if call.answered {
+            return Err(HostError::Misuse(format!(
+                "HTTP call {token} was answered already"
+            )));
         }
-        Ok(())
+        let context = call.context;
+        if context != ROOT_CONTEXT && !state.streams.contains_key(&context) {
+            return Err(HostError::Misuse(format!(
+                "HTTP call {token}: its stream ended, and Envoy cancelled the call with it"
+            )));
+        }
+        call.answered = true;
+        self.deliver_http_call(context, token, response)
+    }
+
+    /// Calls in flight (made, not answered, their stream still open), oldest first.
+    pub fn pending_http_calls(&self) -> Vec<&HttpCall> {
+        let state = self.store.data();
+        let open = |context: u32| context == ROOT_CONTEXT || state.streams.contains_key(&context);
+        let calls = state.http_calls.iter();
+        calls
+            .filter(|call| !call.answered && open(call.context))
+            .collect()
+    }
+
+    /// Moves the host's clock (what the module reads as the time) on by `by`.
+    pub fn advance_clock(&mut self, by: std::time::Duration) {
+        let state = self.store.data_mut();
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        state.clock_nanos = state.clock_nanos.saturating_add(nanos);
+    }
+
+    /// The host's clock, nanoseconds since the Unix epoch.
+    pub fn clock_nanos(&self) -> u64 {
+        self.store.data().clock_nanos
     }
 
     /// Opens an HTTP stream: a new context under the root, as Envoy creates one per request.
@@ -627,14 +720,23 @@ impl Stream<'_> {
             .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
     }
 
+    /// The side a frame arrives on. After a local reply Envoy has answered the client and reset
+    /// the upstream request: no frame arrives any more.
     fn side_mut(&mut self, side: StreamSide) -> Result<&mut state::Side, HostError> {
-        self.host
+        let stream = self
+            .host
             .store
             .data_mut()
             .streams
             .get_mut(&self.id)
-            .map(|stream| stream.side_mut(side))
-            .ok_or_else(|| HostError::Misuse("the stream has ended".into()))
+            .ok_or_else(|| HostError::Misuse("the stream has ended".into()))?;
+        if let Some(reply) = &stream.local_reply {
+            return Err(HostError::Misuse(format!(
+                "{side:?} frame after the local reply ({}): Envoy ended the stream",
+                reply.details
+            )));
+        }
+        Ok(stream.side_mut(side))
     }
 
     fn send_headers<K: AsRef<str>, V: AsRef<str>>(
@@ -861,6 +963,44 @@ impl Stream<'_> {
 
     pub fn local_reply(&self) -> Option<&LocalReply> {
         self.stream().local_reply.as_ref()
+    }
+
+    /// A property of this stream's stream info (e.g. `["response", "code_details"]`, which Envoy
+    /// sets before the response headers reach the filters); it hides a host-wide one.
+    pub fn set_property(&mut self, path: &[&str], value: &[u8]) {
+        let key = path.join("\0").into_bytes();
+        if let Some(stream) = self.host.store.data_mut().streams.get_mut(&self.id) {
+            stream.properties.insert(key, value.to_vec());
+        }
+    }
+
+    /// This stream's calls still in flight, oldest first.
+    pub fn pending_http_calls(&self) -> Vec<&HttpCall> {
+        let id = self.id;
+        let calls = self.host.pending_http_calls();
+        calls
+            .into_iter()
+            .filter(|call| call.context == id)
+            .collect()
+    }
+
+    /// The upstream of call `token` answered with `response` (see [`Host::complete_http_call`]).
+    pub fn answer_http_call(
+        &mut self,
+        token: u32,
+        response: HttpResponse,
+    ) -> Result<(), HostError> {
+        self.host.complete_http_call(token, Some(response))
+    }
+
+    /// Call `token` failed without a response (Envoy's `onFailure`: a reset).
+    pub fn fail_http_call(&mut self, token: u32) -> Result<(), HostError> {
+        self.host.complete_http_call(token, None)
+    }
+
+    /// See [`Host::advance_clock`].
+    pub fn advance_clock(&mut self, by: std::time::Duration) {
+        self.host.advance_clock(by);
     }
 
     pub fn was_reset(&self) -> bool {

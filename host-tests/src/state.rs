@@ -3,7 +3,7 @@
 
 use crate::abi::Status;
 use crate::{LocalReply, LogLevel};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use wasmtime::{Memory, TypedFunc};
 
 /// A header map as Envoy keeps it: lowercase keys, insertion order, repeated keys allowed.
@@ -164,6 +164,9 @@ pub struct Stream {
     pub route_recomputed: bool,
     pub local_reply: Option<LocalReply>,
     pub reset: bool,
+    /// Properties of this stream's own stream info (e.g. `response.code_details`), read before the
+    /// host-wide ones.
+    pub properties: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Stream {
@@ -294,6 +297,23 @@ pub struct HttpResponse {
     pub grpc_status: u32,
 }
 
+impl HttpResponse {
+    /// A response with `:status` first, then `headers`, and `body`, as Envoy's async client hands
+    /// one to the module.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(status: u16, headers: &[(K, V)], body: &[u8]) -> Self {
+        let mut map = HeaderMap::default();
+        map.add(":status", &status.to_string());
+        for (key, value) in headers {
+            map.add(key.as_ref(), value.as_ref());
+        }
+        HttpResponse {
+            headers: map,
+            body: body.to_vec(),
+            ..HttpResponse::default()
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct HttpCall {
     pub context: u32,
@@ -303,6 +323,7 @@ pub struct HttpCall {
     pub body: Vec<u8>,
     pub trailers: Vec<(String, String)>,
     pub timeout_ms: u32,
+    /// The module got its `proxy_on_http_call_response`.
     pub answered: bool,
 }
 
@@ -340,12 +361,17 @@ pub struct State {
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
     pub foreign_calls: Vec<(u32, String)>,
     pub http_responses: HashMap<String, HttpResponse>,
+    /// Clusters Envoy knows whose calls wait until the test answers them.
+    pub clusters: HashSet<String>,
+    /// Clusters Envoy knows whose every call fails as it starts.
+    pub unavailable_clusters: HashSet<String>,
     pub http_calls: Vec<HttpCall>,
     pub next_http_token: u32,
     pub http_call_response: Option<HttpResponse>,
     pub tick_period_ms: u32,
     pub done_called: bool,
     pub clock_nanos: u64,
+    pub clock_step_nanos: u64,
     pub random_state: u64,
 }
 
@@ -361,6 +387,13 @@ impl State {
 
     pub fn plugin_configuration_visible(&self) -> Option<&Vec<u8>> {
         (self.phase == Phase::Configure).then_some(&self.plugin_configuration)
+    }
+
+    /// The time now; the clock then moves on by its step.
+    pub fn read_clock(&mut self) -> u64 {
+        let now = self.clock_nanos;
+        self.clock_nanos = now.wrapping_add(self.clock_step_nanos);
+        now
     }
 
     /// splitmix64: deterministic per seed, so a run is reproducible.
@@ -422,6 +455,21 @@ mod tests {
         assert_eq!(metrics.get(histogram), Err(Status::BadArgument));
         assert_eq!(metrics.increment(99 << 2, 1), Status::NotFound);
         assert_eq!(metrics.get(counter | 1), Err(Status::NotFound));
+    }
+
+    #[test]
+    fn the_clock_moves_on_by_its_step_per_read() {
+        let mut state = State {
+            clock_nanos: 10,
+            clock_step_nanos: 5,
+            ..State::default()
+        };
+        assert_eq!([state.read_clock(), state.read_clock()], [10, 15]);
+        let mut frozen = State {
+            clock_nanos: 10,
+            ..State::default()
+        };
+        assert_eq!([frozen.read_clock(), frozen.read_clock()], [10, 10]);
     }
 
     #[test]

@@ -6,13 +6,7 @@ use triage_host::Action;
 fn bodies() -> Vec<(&'static str, String)> {
     vec![
         (CHAT, chat_body("auto", SIMPLE)),
-        (
-            CHAT,
-            chat_body(
-                "auto",
-                "Prove step by step that the integral of $e^{-x^2}$ over the real line is $\\sqrt{\\pi}$ — derive it.",
-            ),
-        ),
+        (CHAT, chat_body("auto", HARD)),
         (MESSAGES, serde_json::json!({"model": "auto", "max_tokens": 99, "messages": [{"role": "user", "content": "héllo wörld 你好 ".repeat(40)}]}).to_string()),
         (CHAT, "{truncated".to_string()),
     ]

@@ -9,6 +9,8 @@ pub const MESSAGES: &str = "/v1/messages";
 pub const SIMPLE: &str =
     "Classify the sentiment of this review as positive or negative: I loved it.";
 
+pub const HARD: &str = "Prove step by step that the integral of $e^{-x^2}$ over the real line is $\\sqrt{\\pi}$ — derive it.";
+
 pub fn host() -> Host {
     Host::start("").expect("the default config starts")
 }
@@ -23,28 +25,48 @@ pub fn post_headers(path: &str, body_len: usize) -> Vec<(String, String)> {
     ]
 }
 
-/// Headers, then the body cut at `chunk_sizes` (whatever is left goes last, ending the stream).
-pub fn send_chunked(
-    stream: &mut Stream,
-    path: &str,
-    body: &[u8],
-    chunk_sizes: &[usize],
-) -> Vec<Action> {
-    let headers = post_headers(path, body.len());
-    let mut actions = vec![stream.send_request_headers(&headers, false).unwrap()];
+/// The body cut at `chunk_sizes`; whatever is left goes last, and an empty body is one empty chunk.
+pub fn split<'b>(body: &'b [u8], chunk_sizes: &[usize]) -> Vec<&'b [u8]> {
+    let mut chunks = Vec::new();
     let mut rest = body;
     for &size in chunk_sizes {
         if rest.is_empty() {
             break;
         }
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        chunks.push(chunk);
         rest = tail;
-        actions.push(stream.send_request_body(chunk, rest.is_empty()).unwrap());
     }
     if !rest.is_empty() || body.is_empty() {
-        actions.push(stream.send_request_body(rest, true).unwrap());
+        chunks.push(rest);
+    }
+    chunks
+}
+
+/// `headers`, then the body cut at `chunk_sizes`, the last chunk ending the stream.
+pub fn send_request<K: AsRef<str>, V: AsRef<str>>(
+    stream: &mut Stream,
+    headers: &[(K, V)],
+    body: &[u8],
+    chunk_sizes: &[usize],
+) -> Vec<Action> {
+    let mut actions = vec![stream.send_request_headers(headers, false).unwrap()];
+    let chunks = split(body, chunk_sizes);
+    let last = chunks.len() - 1;
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        actions.push(stream.send_request_body(chunk, index == last).unwrap());
     }
     actions
+}
+
+/// A POST to `path`, then the body cut at `chunk_sizes`.
+pub fn send_chunked(
+    stream: &mut Stream,
+    path: &str,
+    body: &[u8],
+    chunk_sizes: &[usize],
+) -> Vec<Action> {
+    send_request(stream, &post_headers(path, body.len()), body, chunk_sizes)
 }
 
 pub fn send(stream: &mut Stream, path: &str, body: &[u8]) -> Vec<Action> {
@@ -108,12 +130,22 @@ impl Rng {
 /// What the native core decides for `body` on `path` with the default config: tests expect the
 /// module to agree, whatever the scoring model currently says.
 pub fn native(path: &str, body: &[u8]) -> triage_core::Decision {
-    let config = triage_core::Config::from_json(b"").unwrap();
+    native_with("", path, &[], body)
+}
+
+/// The native decision with `config` and the request `headers` (lowercase names).
+pub fn native_with(
+    config: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> triage_core::Decision {
+    let config = triage_core::Config::from_json(config.as_bytes()).unwrap();
     let format = triage_core::ApiFormat::detect("POST", path).unwrap();
     let head = triage_core::RequestHead {
         format,
         path,
-        headers: &[],
+        headers,
     };
     triage_core::decide(&config, &head, body)
 }
@@ -122,4 +154,60 @@ pub fn native(path: &str, body: &[u8]) -> triage_core::Decision {
 pub fn native_model(path: &str, body: &[u8]) -> serde_json::Value {
     let decision = native(path, body);
     serde_json::json!(decision.model.or(decision.requested_model))
+}
+
+pub const HISTOGRAMS: [&str; 2] = ["triage.score_permille", "triage.decision_us"];
+
+/// Every counter the filter defines for `tiers` (cheapest first), as issues #5 and #6 name them:
+/// requests by mode, tier and cause, fail-open by reason, overrides between any two tiers,
+/// escalations from each tier to each dearer one by cause, and per tier tokens by kind, unknown
+/// usage and the three costs.
+pub fn defined_counters(tiers: &[&str]) -> Vec<String> {
+    let mut names = Vec::new();
+    for mode in ["enforce", "shadow"] {
+        for tier in tiers {
+            for cause in ["scored", "rule", "explicit_model", "fail_open", "override"] {
+                names.push(format!(
+                    "triage.requests.mode.{mode}.tier.{tier}.cause.{cause}"
+                ));
+            }
+        }
+    }
+    for reason in [
+        "empty_body",
+        "invalid_json",
+        "unknown_shape",
+        "body_too_large",
+        "body_unavailable",
+    ] {
+        names.push(format!("triage.fail_open.reason.{reason}"));
+    }
+    for from in tiers {
+        for to in tiers {
+            names.push(format!("triage.overrides.from.{from}.to.{to}"));
+        }
+    }
+    for (index, from) in tiers.iter().enumerate() {
+        for to in &tiers[index + 1..] {
+            for cause in triage_core::ESCALATION_CAUSES {
+                names.push(format!(
+                    "triage.escalations.from.{from}.to.{to}.cause.{cause}"
+                ));
+            }
+        }
+    }
+    for tier in tiers {
+        for kind in ["prompt", "completion"] {
+            names.push(format!("triage.tokens.tier.{tier}.kind.{kind}"));
+        }
+        for family in [
+            "usage_unknown",
+            "cost_micro_usd",
+            "top_tier_cost_micro_usd",
+            "decided_cost_micro_usd",
+        ] {
+            names.push(format!("triage.{family}.tier.{tier}"));
+        }
+    }
+    names
 }

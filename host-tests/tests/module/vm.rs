@@ -59,10 +59,28 @@ fn the_shipped_module_writes_nothing_to_stdout_or_stderr() {
     stream.finish().unwrap();
     assert!(host.stdout().is_empty() && host.stderr().is_empty());
     assert_eq!(host.open_streams(), 0);
-    assert!(
-        host.metric_names().is_empty(),
-        "the filter defines no metrics yet"
+    let mut expected = defined_counters(&["small", "mid", "frontier"]);
+    let escalation_steps = 3; // small->mid, small->frontier, mid->frontier
+    assert_eq!(
+        expected.len(),
+        2 * 3 * 5
+            + 5
+            + 3 * 3
+            + escalation_steps * triage_core::ESCALATION_CAUSES.len()
+            + 3 * (2 + 4)
     );
+    expected.extend(HISTOGRAMS.map(String::from));
+    let mut defined: Vec<&str> = host.metric_names();
+    defined.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(defined, expected, "the series defined at configure");
+    for name in HISTOGRAMS {
+        assert_eq!(
+            host.histogram(name).map(<[u64]>::len),
+            Some(1),
+            "{name}: one value recorded for the one request"
+        );
+    }
     assert!(host.http_calls().is_empty());
     assert_eq!(host.foreign_calls().len(), 1);
     assert_eq!(host.foreign_calls()[0].1, "clear_route_cache");

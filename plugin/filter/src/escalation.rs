@@ -89,12 +89,13 @@ pub(crate) struct Retry {
     attempt: Option<Attempt>,
 }
 
+/// An escalated call in flight; its step is already in the record (status null until it answers).
 struct Attempt {
     token: u32,
-    from: usize,
     to: usize,
     cause: String,
-    abandoned_usage: Option<Usage>,
+    /// The model written into the escalated body.
+    model: Option<String>,
 }
 
 /// Headers that describe one hop's framing or connection, never copied to another message.
@@ -160,6 +161,15 @@ impl TriageRequest {
         }
     }
 
+    /// The tier whose breaker this request's answer teaches: enforced automatic decisions only.
+    pub(crate) fn breaker_tier(&self, decision: &Decision, applied: Applied) -> Option<usize> {
+        self.config.escalation()?;
+        if applied != Applied::Enforce || !automatic(&decision.cause) {
+            return None;
+        }
+        self.config.tier_index(&decision.tier)
+    }
+
     /// Whether this request may move up at all: enforced, routed by triage (not pinned to a model,
     /// not a fail-open), not opted out by config, and not already on the top tier.
     pub(crate) fn retry_for(
@@ -200,14 +210,22 @@ impl TriageRequest {
     }
 
     /// At the upstream's response headers: escalate on a failing status, hold a 2xx answer the
-    /// checks must read, or let it pass.
+    /// checks must read, or let it pass. The tier's breaker learns from every enforced automatic
+    /// request, escalatable or not (a half-open breaker's trial must report back).
     pub(crate) fn watch_answer_start(&self, routed: &mut Routed, end_of_stream: bool) -> Action {
-        let (Some(policy), Some(retry)) = (self.config.escalation(), routed.retry.as_ref()) else {
+        let Some(policy) = self.config.escalation() else {
+            return Action::Continue;
+        };
+        let status = routed.status.unwrap_or(0);
+        let failing = policy.escalates_status(status);
+        let Some(retry) = routed.retry.as_ref() else {
+            if let Some(tier) = routed.breaker_tier {
+                self.breakers.record(tier, !failing, self.now_ms());
+            }
             return Action::Continue;
         };
         let tier = retry.tier;
-        let status = routed.status.unwrap_or(0);
-        if policy.escalates_status(status) {
+        if failing {
             self.breakers.record(tier, false, self.now_ms());
             let details = host::property(&["response", "code_details"])
                 .ok()
@@ -217,7 +235,9 @@ impl TriageRequest {
             log::debug!("#{} status {status} ({details})", self.context_id);
             return self.escalate_or_pass(routed, failure_cause(status, &details), None);
         }
-        if !(200..300).contains(&status) || end_of_stream {
+        // Any other non-2xx answer is the request's problem, not the tier's.
+        if !(200..300).contains(&status) {
+            self.breakers.record(tier, true, self.now_ms());
             return Action::Continue;
         }
         if routed.event_stream {
@@ -228,14 +248,17 @@ impl TriageRequest {
                 policy.checks.clone(),
             );
             routed.hold = Hold::Stream(Box::new(watch));
-            return Action::Pause;
-        }
-        if policy.checks_answers() {
+        } else if policy.checks_answers() {
             routed.hold = Hold::Whole;
-            return Action::Pause;
+        } else {
+            self.breakers.record(tier, true, self.now_ms());
+            return Action::Continue;
         }
-        self.breakers.record(tier, true, self.now_ms());
-        Action::Continue
+        if end_of_stream {
+            // No body at all: judged now (an empty stream is a weak answer).
+            return self.watch_answer_body(routed, &[], 0, true);
+        }
+        Action::Pause
     }
 
     /// A body chunk of a held answer; `buffer` is everything Envoy holds, new bytes from `fresh_from`.
@@ -386,11 +409,12 @@ impl TriageRequest {
                 retry.left -= 1;
                 retry.attempt = Some(Attempt {
                     token,
-                    from,
                     to,
                     cause: cause.to_string(),
-                    abandoned_usage,
+                    model: model.map(str::to_string),
                 });
+                let step = self.step(from, to, cause, None, abandoned_usage);
+                routed.record.escalations.push(step);
                 true
             }
             Err(status) => {
@@ -435,13 +459,9 @@ impl TriageRequest {
         };
         self.breakers
             .record(attempt.to, !failed && weak.is_none(), self.now_ms());
-        routed.record.escalations.push(self.step(
-            attempt.from,
-            attempt.to,
-            &attempt.cause,
-            status,
-            attempt.abandoned_usage,
-        ));
+        if let Some(step) = routed.record.escalations.last_mut() {
+            step.status = status;
+        }
         if failed || weak.is_some() {
             let cause = match (weak, status) {
                 (Some(weakness), _) => weakness.as_str(),
@@ -501,6 +521,15 @@ impl TriageRequest {
     /// Every escalation failed: the first tier's answer, held so far, goes to the client.
     fn release_held_answer(&mut self, mut routed: Box<Routed>) {
         routed.hold = Hold::Off;
+        // Envoy hands over only new bytes once the answer flows again.
+        routed.seen = 0;
+        // The answer that goes out is not a dropped one: it is billed once, as served.
+        let served = routed.record.tier.clone();
+        for step in &mut routed.record.escalations {
+            if step.from == served {
+                step.abandoned_usage = None;
+            }
+        }
         let ended = routed.response_ended;
         self.keep(routed);
         if let Err(status) = host::continue_response() {
@@ -535,8 +564,7 @@ impl TriageRequest {
             .into_iter()
             .filter(|(name, _)| !name.starts_with(':') && !HOP_HEADERS.contains(&name.as_str()))
             .collect();
-        let mut decided = routed.decision.clone();
-        decided.tier = to_name.clone();
+        let decided = &routed.decision;
         for (name, value) in [
             (TIER_HEADER, Some(to_name.clone())),
             ("x-triage-score", decided.score_header()),
@@ -554,6 +582,7 @@ impl TriageRequest {
             }
         }
         routed.record.tier = to_name;
+        routed.record.model = attempt.model.clone();
         routed.status = Some(status);
         routed.usage = Some(usage);
         routed.hold = Hold::Off;

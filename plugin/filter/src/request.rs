@@ -70,6 +70,8 @@ pub(crate) struct Routed {
     /// filter holds it).
     pub(crate) seen: usize,
     pub(crate) response_ended: bool,
+    /// The tier whose circuit breaker learns from this answer (enforced automatic decisions only).
+    pub(crate) breaker_tier: Option<usize>,
 }
 
 impl TriageRequest {
@@ -275,7 +277,12 @@ impl TriageRequest {
             body: body.as_deref(),
         };
         let mut record = DecisionRecord::new(&self.config, &decision, start);
+        if let Some(first) = skipped.first() {
+            // Skipping an open breaker's tier is not a different decision: the record keeps it.
+            record.decided_tier = first.from.clone();
+        }
         record.escalations = skipped;
+        let breaker_tier = self.breaker_tier(&decision, applied);
         let retry = body.and_then(|body| self.retry_for(&pending, &decision, applied, body));
         self.stage = Stage::Decided(Box::new(Routed {
             decision,
@@ -288,6 +295,7 @@ impl TriageRequest {
             hold: Hold::Off,
             seen: 0,
             response_ended: false,
+            breaker_tier,
         }));
     }
 
