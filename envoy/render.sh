@@ -2,7 +2,9 @@
 # Renders the Envoy config of one flavour to stdout:
 #   render.sh triage|baseline
 # Placeholders take the value of the environment variable of the same name (LISTEN_PORT, ADMIN_PORT,
-# SMALL_PORT, MID_PORT, FRONTIER_PORT, ACCESS_LOG, and for triage WASM_PATH and PLUGIN_CONFIG).
+# SMALL_PORT, MID_PORT, FRONTIER_PORT, ACCESS_LOG, and for triage WASM_PATH and PLUGIN_CONFIG), or the
+# contents of the file named by <NAME>_FILE (a config embedding a model is larger than one environment
+# variable may be).
 # Rules (envoy/e2e/src/render.rs applies the same ones):
 #   1. the line ${HTTP_FILTERS} becomes envoy/filters/<flavour>.yaml.in;
 #   2. every ${NAME} becomes its value with ' doubled and line breaks turned into spaces, as every
@@ -23,9 +25,14 @@ with open(filters_path) as f:
 
 def value(match):
     name = match.group(1)
-    if name not in os.environ:
-        sys.exit(f"render.sh: environment variable {name} is not set")
-    return re.sub(r"\r\n|\r|\n", " ", os.environ[name]).replace("'", "''")
+    if name + "_FILE" in os.environ:
+        with open(os.environ[name + "_FILE"]) as f:
+            raw = f.read()
+    elif name in os.environ:
+        raw = os.environ[name]
+    else:
+        sys.exit(f"render.sh: environment variable {name} (or {name}_FILE) is not set")
+    return re.sub(r"\r\n|\r|\n", " ", raw).replace("'", "''")
 
 sys.stdout.write(re.sub(r"\$\{([A-Z_]+)\}", value, text))
 PY

@@ -113,9 +113,11 @@ up() {
         fi
     done
     mkdir -p "$run"
-    # Each stack starts a fresh decision log (the demo's report covers its own requests only).
-    rm -f "$run/access.log"
-    WASM_PATH="$repo/target/wasm32-wasip1/release/triage.wasm" PLUGIN_CONFIG="$(cat "$plugin_config_file")" \
+    # Each stack starts a fresh decision log; the previous one is kept beside it, dated.
+    if [[ -s "$run/access.log" ]]; then
+        mv "$run/access.log" "$run/access.log.$(date -u +%Y%m%dT%H%M%SZ)"
+    fi
+    WASM_PATH="$repo/target/wasm32-wasip1/release/triage.wasm" PLUGIN_CONFIG_FILE="$plugin_config_file" \
         ACCESS_LOG="$run/access.log" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
     start_detached mock-llm "$repo/target/release/mock-llm" \
         --tier "small=127.0.0.1:$SMALL_PORT" --tier "mid=127.0.0.1:$MID_PORT" \

@@ -328,6 +328,10 @@ fn the_circuit_breaker_opens_skips_the_tier_and_closes_after_the_cooldown() {
     let skipped_record = &records[2];
     assert_eq!(skipped_record["escalations"][0]["cause"], "circuit_open");
     assert_eq!(skipped_record["tier"], "mid");
+    assert_eq!(
+        skipped_record["decided_tier"], "small",
+        "triage's own choice is kept"
+    );
 }
 
 #[test]

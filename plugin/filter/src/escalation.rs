@@ -143,6 +143,22 @@ impl TriageRequest {
         skipped
     }
 
+    /// Tiers skipped by their breaker before sending are stated like an escalation.
+    pub(crate) fn write_skips(&self, skipped: &[Escalation]) {
+        let (Some(first), Some(last)) = (skipped.first(), skipped.last()) else {
+            return;
+        };
+        let values = [
+            (ESCALATED_HEADER, format!("{}->{}", first.from, last.to)),
+            (ESCALATION_CAUSE_HEADER, last.cause.clone()),
+        ];
+        for (name, value) in values {
+            if let Err(status) = host::set_header(MapType::HttpResponseHeaders, name, &value) {
+                self.warn(&format!("writing {name}"), status);
+            }
+        }
+    }
+
     fn step(
         &self,
         from: usize,

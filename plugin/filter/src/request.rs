@@ -278,8 +278,12 @@ impl TriageRequest {
         };
         let mut record = DecisionRecord::new(&self.config, &decision, start);
         if let Some(first) = skipped.first() {
-            // Skipping an open breaker's tier is not a different decision: the record keeps it.
+            // Skipping an open breaker's tier is not a different decision: the record keeps it
+            // (and an override keeps the tier the caller asked for).
             record.decided_tier = first.from.clone();
+            if let Some(corrected) = record.override_.as_mut() {
+                corrected.to = first.from.clone();
+            }
         }
         record.escalations = skipped;
         let breaker_tier = self.breaker_tier(&decision, applied);

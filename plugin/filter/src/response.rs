@@ -65,6 +65,7 @@ impl TriageRequest {
             &routed.decision,
             routed.record.mode,
         );
+        self.write_skips(&routed.record.escalations);
         routed.response_ended = end_of_stream;
         let action = self.watch_answer_start(&mut routed, end_of_stream);
         self.keep(routed);
