@@ -1,8 +1,13 @@
 //! Cheap request features, each normalized to [0, 1] before weighting.
 
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::LazyLock;
 
-use regex_automata::meta::Regex;
+use regex_automata::hybrid::dfa::{self, DFA};
+use regex_automata::hybrid::LazyStateID;
+use regex_automata::nfa::thompson::pikevm::{self, PikeVM};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 
@@ -155,28 +160,6 @@ const CONSTRAINT_WORDS: &[&str] = &[
     r"\b\d+ (words|sentences|paragraphs|bullet points|items)\b",
 ];
 
-/// ASCII-only, case-insensitive: cheap on any text, and every cue is English anyway. Built as
-/// `regex::RegexSet` builds its sets (all matches, UTF-8 haystacks), but with no literal prefilter:
-/// with this many patterns its candidates are everywhere and it restarts the search at each one; the
-/// lazy DFA alone reads the text once.
-fn ascii_set(patterns: &[&str]) -> Option<Regex> {
-    Regex::builder()
-        .configure(
-            Regex::config()
-                .match_kind(MatchKind::All)
-                .utf8_empty(true)
-                .auto_prefilter(false),
-        )
-        .syntax(
-            syntax::Config::new()
-                .case_insensitive(true)
-                .unicode(false)
-                .utf8(true),
-        )
-        .build_many(patterns)
-        .ok()
-}
-
 /// Every cue list, in [`CueCounts`] order. One set over all of them reads the text once: five sets
 /// each scanning it (their literal prefilters restarting at every candidate) cost 4x as much.
 const CUE_LISTS: [&[&str]; 5] = [
@@ -188,15 +171,200 @@ const CUE_LISTS: [&[&str]; 5] = [
 ];
 
 static CUES: LazyLock<Option<CueSet>> =
-    LazyLock::new(|| ascii_set(&CUE_LISTS.concat()).map(CueSet));
+    LazyLock::new(|| CueSet::new(&CUE_LISTS.concat(), CUE_CACHE_BYTES));
 
-/// The compiled cue patterns, in [`CUE_LISTS`] order.
-struct CueSet(Regex);
+/// The lazy DFA's cache, as `regex` sizes its own.
+const CUE_CACHE_BYTES: usize = 2 << 20;
+
+type CacheMaker = Box<dyn Fn() -> CueCaches + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// The cue patterns, in [`CUE_LISTS`] order: ASCII-only and case-insensitive (cheap on any text,
+/// and every cue is English anyway), all matches, no literal prefilter (with this many patterns its
+/// candidates are everywhere). The lazy DFA is stepped by hand, by the pass that also counts
+/// characters and hashes n-grams: the text is read once, and the DFA's chain of table loads
+/// overlaps the other work. Should the DFA give up (its cache thrashing on hostile text), the
+/// PikeVM reads the rest, as `regex` falls back.
+struct CueSet {
+    dfa: DFA,
+    pikevm: PikeVM,
+    caches: Pool<CueCaches, CacheMaker>,
+}
+
+struct CueCaches {
+    dfa: dfa::Cache,
+    pikevm: pikevm::Cache,
+}
 
 impl CueSet {
+    fn new(patterns: &[&str], cache_bytes: usize) -> Option<CueSet> {
+        let nfa = thompson::Compiler::new()
+            .syntax(
+                syntax::Config::new()
+                    .case_insensitive(true)
+                    .unicode(false)
+                    .utf8(true),
+            )
+            .configure(thompson::Config::new().which_captures(WhichCaptures::Implicit))
+            .build_many(patterns)
+            .ok()?;
+        // Where `regex` gives up on its own lazy DFA. A capacity below the minimum is raised to it
+        // (a test makes the DFA give up so).
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(cache_bytes)
+                    .skip_cache_capacity_check(true)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa.clone())
+            .ok()?;
+        let pikevm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .ok()?;
+        let (for_dfa, for_pikevm) = (dfa.clone(), pikevm.clone());
+        let make: CacheMaker = Box::new(move || CueCaches {
+            dfa: for_dfa.create_cache(),
+            pikevm: for_pikevm.create_cache(),
+        });
+        Some(CueSet {
+            dfa,
+            pikevm,
+            caches: Pool::new(make),
+        })
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.pattern_len()
+        self.pikevm.get_nfa().pattern_len()
+    }
+}
+
+/// The cue set run over the scanned text, a segment at a time and a byte at a time. The DFA's
+/// current state is the caller's to keep (in a register).
+struct CueScan<'s> {
+    set: &'s CueSet,
+    caches: &'s mut CueCaches,
+    seen: [bool; CUE_COUNT],
+    /// Segments started so far; the one the DFA gave up in, if it did.
+    segments: usize,
+    gave_up_in: Option<usize>,
+}
+
+impl<'s> CueScan<'s> {
+    fn new(set: &'s CueSet, caches: &'s mut CueCaches) -> CueScan<'s> {
+        CueScan {
+            set,
+            caches,
+            seen: [false; CUE_COUNT],
+            segments: 0,
+            gave_up_in: None,
+        }
+    }
+
+    /// The state before the first byte of `segment`; None once the DFA has given up.
+    fn start(&mut self, segment: &str) -> Option<LazyStateID> {
+        self.segments += 1;
+        if self.gave_up_in.is_some() {
+            return None;
+        }
+        let input = Input::new(segment);
+        match self
+            .set
+            .dfa
+            .start_state_forward(&mut self.caches.dfa, &input)
+        {
+            Ok(state) => {
+                self.caches.dfa.search_start(0);
+                self.tagged(state, 0)
+            }
+            Err(_) => self.give_up(),
+        }
+    }
+
+    /// The DFA with the transitions computed so far.
+    fn computed(&self) -> Computed<'_> {
+        Computed {
+            dfa: &self.set.dfa,
+            cache: &self.caches.dfa,
+        }
+    }
+
+    /// The state after byte `at` of the segment; None when no match can follow (the dead state)
+    /// or the DFA gave up.
+    #[inline(never)]
+    fn step(&mut self, state: LazyStateID, at: usize, byte: u8) -> Option<LazyStateID> {
+        match self.set.dfa.next_state(&mut self.caches.dfa, state, byte) {
+            Ok(next) => self.tagged(next, at),
+            Err(_) => self.give_up(),
+        }
+    }
+
+    /// The end of a segment `len` bytes long: matches are seen one byte late, so the last one
+    /// shows at the end-of-input transition.
+    fn end(&mut self, state: Option<LazyStateID>, len: usize) {
+        let Some(state) = state else {
+            return;
+        };
+        match self.set.dfa.next_eoi_state(&mut self.caches.dfa, state) {
+            Ok(last) => {
+                self.tagged(last, len);
+                self.caches.dfa.search_finish(len);
+            }
+            Err(_) => {
+                self.give_up();
+            }
+        }
+    }
+
+    /// Notes the patterns of a match state (a match ended just before `at`). The dead state ends
+    /// the segment's search; a quit state (there is none without look-behind on non-ASCII bytes)
+    /// would be a question the DFA cannot answer.
+    fn tagged(&mut self, state: LazyStateID, at: usize) -> Option<LazyStateID> {
+        let (dfa, cache) = (&self.set.dfa, &mut self.caches.dfa);
+        if state.is_match() {
+            for index in 0..dfa.match_len(cache, state) {
+                let pattern = dfa.match_pattern(cache, state, index);
+                if let Some(flag) = self.seen.get_mut(pattern.as_usize()) {
+                    *flag = true;
+                }
+            }
+            cache.search_update(at);
+        } else if state.is_dead() {
+            return None;
+        } else if state.is_quit() {
+            return self.give_up();
+        }
+        Some(state)
+    }
+
+    fn give_up(&mut self) -> Option<LazyStateID> {
+        self.gave_up_in = Some(self.segments.saturating_sub(1));
+        None
+    }
+
+    /// Which patterns matched anywhere in `segments`, the text the scan was given: the PikeVM
+    /// reads the segments from the one the DFA gave up in.
+    fn finish(mut self, segments: &[&str]) -> [bool; CUE_COUNT] {
+        let Some(first) = self.gave_up_in else {
+            return self.seen;
+        };
+        let mut matched = PatternSet::new(self.set.pikevm.get_nfa().pattern_len());
+        for segment in segments.get(first..).unwrap_or_default() {
+            self.set.pikevm.which_overlapping_matches(
+                &mut self.caches.pikevm,
+                &Input::new(segment),
+                &mut matched,
+            );
+        }
+        for pattern in matched.iter() {
+            if let Some(flag) = self.seen.get_mut(pattern.as_usize()) {
+                *flag = true;
+            }
+        }
+        self.seen
     }
 }
 
@@ -210,19 +378,7 @@ struct CueCounts {
 }
 
 impl CueCounts {
-    fn of(segments: &[&str]) -> CueCounts {
-        let mut seen = [false; CUE_COUNT];
-        if let Some(CueSet(set)) = CUES.as_ref() {
-            let mut matched = PatternSet::new(set.pattern_len());
-            for segment in segments {
-                set.which_overlapping_matches(&Input::new(segment), &mut matched);
-            }
-            for pattern in matched.iter() {
-                if let Some(flag) = seen.get_mut(pattern.as_usize()) {
-                    *flag = true;
-                }
-            }
-        }
+    fn of(seen: &[bool; CUE_COUNT]) -> CueCounts {
         let mut counts = [0; CUE_LISTS.len()];
         let mut start = 0;
         for (count, list) in counts.iter_mut().zip(CUE_LISTS) {
@@ -281,9 +437,13 @@ const CODE_PREFIXES: &[&str] = &[
 
 fn looks_like_code(line: &str) -> bool {
     let line = line.trim();
+    // The first byte rules out most prefixes without a call to compare them.
+    let first = line.as_bytes().first();
     line.ends_with(['{', '}', ';'])
         || (line.ends_with(':') && line.contains('('))
-        || CODE_PREFIXES.iter().any(|prefix| line.starts_with(prefix))
+        || CODE_PREFIXES
+            .iter()
+            .any(|prefix| prefix.as_bytes().first() == first && line.starts_with(prefix))
 }
 
 fn is_bullet(line: &str) -> bool {
@@ -332,6 +492,7 @@ const OPERATORS: &[char] = &[
 
 /// Character, line and marker counts over the scanned text, in one pass per segment.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct TextCounts {
     non_space: usize,
     digits: usize,
@@ -376,77 +537,67 @@ fn run_len(bytes: &[u8], byte: u8) -> usize {
     bytes.iter().take_while(|next| **next == byte).count()
 }
 
+/// Where the current line starts, and the non-space count there (a line counts if it has more).
+struct Line {
+    start: usize,
+    non_space: usize,
+}
+
 impl TextCounts {
-    /// One pass over the bytes: plain ASCII bytes summed by table, the rest one by one. Lines are
-    /// those of `str::lines` with some non-space char, fences and `$$` the non-overlapping matches of
-    /// `str::matches` (a run of n backticks holds n / 3): the counts of the char-by-char definitions.
-    fn add(&mut self, text: &str) {
+    #[inline(always)]
+    fn add_lanes(&mut self, lanes: u64) {
+        self.non_space += (lanes & 0xffff) as usize;
+        self.digits += ((lanes >> 16) & 0xffff) as usize;
+        self.operators += ((lanes >> 32) & 0xffff) as usize;
+        self.letters += (lanes >> 48) as usize;
+    }
+
+    /// Byte `index` of `text`, one [`PLAIN`] has no entry for. Lines are those of `str::lines` with
+    /// some non-space char, fences and `$$` the non-overlapping matches of `str::matches` (a run of n
+    /// backticks holds n / 3): the counts of the char-by-char definitions.
+    #[inline(always)]
+    fn add_special(&mut self, text: &str, index: usize, line: &mut Line) {
         let bytes = text.as_bytes();
-        let mut index = 0;
-        let mut line_start = 0;
-        let mut line_non_space = self.non_space;
-        while index < bytes.len() {
-            let end = bytes.len().min(index + usize::from(u16::MAX));
-            let chunk = bytes.get(index..end).unwrap_or_default();
-            let mut lanes = 0u64;
-            let mut plain = 0;
-            for &byte in chunk {
-                let entry = PLAIN.get(usize::from(byte)).copied().unwrap_or(SPECIAL);
-                if entry == SPECIAL {
-                    break;
+        let Some(&byte) = bytes.get(index) else {
+            return;
+        };
+        match byte {
+            b'\n' => {
+                if self.non_space > line.non_space {
+                    let text = text.get(line.start..index).unwrap_or_default();
+                    self.add_line(text.strip_suffix('\r').unwrap_or(text));
                 }
-                lanes += entry;
-                plain += 1;
+                *line = Line {
+                    start: index + 1,
+                    non_space: self.non_space,
+                };
             }
-            self.non_space += (lanes & 0xffff) as usize;
-            self.digits += ((lanes >> 16) & 0xffff) as usize;
-            self.operators += ((lanes >> 32) & 0xffff) as usize;
-            self.letters += (lanes >> 48) as usize;
-            index += plain;
-            if plain == chunk.len() {
-                continue;
-            }
-            let Some(&byte) = bytes.get(index) else {
-                break;
-            };
-            match byte {
-                b'\n' => {
-                    if self.non_space > line_non_space {
-                        let line = text.get(line_start..index).unwrap_or_default();
-                        self.add_line(line.strip_suffix('\r').unwrap_or(line));
-                    }
-                    line_start = index + 1;
-                    line_non_space = self.non_space;
-                    index += 1;
-                }
-                b'`' | b'$' => {
+            b'`' | b'$' => {
+                self.non_space += 1;
+                let run_starts = index == 0 || bytes.get(index - 1) != Some(&byte);
+                if run_starts {
                     let run = run_len(bytes.get(index..).unwrap_or_default(), byte);
-                    self.non_space += run;
                     if byte == b'`' {
                         self.fences += run / 3;
                     } else {
                         self.latex += run / 2;
                     }
-                    index += run;
-                }
-                b'\\' => {
-                    self.non_space += 1;
-                    let rest = bytes.get(index + 1..).unwrap_or_default();
-                    self.latex += usize::from(is_latex_command(rest));
-                    index += 1;
-                }
-                _ => {
-                    let c = text
-                        .get(index..)
-                        .and_then(|rest| rest.chars().next())
-                        .unwrap_or(char::REPLACEMENT_CHARACTER);
-                    index += c.len_utf8();
-                    self.add_non_ascii(c);
                 }
             }
-        }
-        if self.non_space > line_non_space {
-            self.add_line(text.get(line_start..).unwrap_or_default());
+            b'\\' => {
+                self.non_space += 1;
+                let rest = bytes.get(index + 1..).unwrap_or_default();
+                self.latex += usize::from(is_latex_command(rest));
+            }
+            // UTF-8 continuation bytes: their char was counted at its first byte.
+            0x80..=0xBF => {}
+            _ => {
+                let c = text
+                    .get(index..)
+                    .and_then(|rest| rest.chars().next())
+                    .unwrap_or(char::REPLACEMENT_CHARACTER);
+                self.add_non_ascii(c);
+            }
         }
     }
 
@@ -466,6 +617,13 @@ impl TextCounts {
         }
     }
 
+    /// The segment's last line, if it has no newline after it.
+    fn end_segment(&mut self, text: &str, line: &Line) {
+        if self.non_space > line.non_space {
+            self.add_line(text.get(line.start..).unwrap_or_default());
+        }
+    }
+
     /// A line with some non-space char.
     fn add_line(&mut self, line: &str) {
         self.lines += 1;
@@ -474,9 +632,165 @@ impl TextCounts {
     }
 }
 
+/// Reads a segment once for everything that reads text: the character counts, the cue DFA and
+/// `reader`. Runs of bytes that need nothing but the common case go to [`read_plain`]; a byte that
+/// needs more (a special char, a match state, a DFA transition not computed yet) is taken here.
+fn read_segment(
+    text: &str,
+    counts: &mut TextCounts,
+    mut cues: Option<&mut CueScan>,
+    reader: &mut impl TextReader,
+) {
+    let bytes = text.as_bytes();
+    let mut state = cues.as_mut().and_then(|cues| cues.start(text));
+    let mut line = Line {
+        start: 0,
+        non_space: counts.non_space,
+    };
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let entry = PLAIN.get(usize::from(byte)).copied().unwrap_or(SPECIAL);
+        if entry != SPECIAL && !state.is_some_and(|state| state.is_tagged()) {
+            // No 16-bit lane of the table's sums can overflow before they are added up.
+            let chunk = bytes.get(..bytes.len().min(index + usize::from(u16::MAX)));
+            let chunk = chunk.unwrap_or_default();
+            let run = match (state, cues.as_deref()) {
+                (Some(current), Some(cues)) => {
+                    read_plain(chunk, index, current, cues.computed(), reader)
+                }
+                _ => read_plain(chunk, index, LazyStateID::default(), NoDfa, reader),
+            };
+            counts.add_lanes(run.lanes);
+            index = run.end;
+            state = state.map(|_| run.state);
+            if index == chunk.len() {
+                continue;
+            }
+        }
+        let Some(&byte) = bytes.get(index) else {
+            break;
+        };
+        reader.byte(byte);
+        if let (Some(current), Some(cues)) = (state, cues.as_deref_mut()) {
+            let quick = if current.is_tagged() {
+                None
+            } else {
+                cues.computed().quick_step(current, byte)
+            };
+            state = quick.or_else(|| cues.step(current, index, byte));
+        }
+        match PLAIN.get(usize::from(byte)).copied().unwrap_or(SPECIAL) {
+            SPECIAL => counts.add_special(text, index, &mut line),
+            entry => counts.add_lanes(entry),
+        }
+        index += 1;
+    }
+    counts.end_segment(text, &line);
+    if let Some(cues) = cues {
+        cues.end(state, bytes.len());
+    }
+    reader.segment_end();
+}
+
+/// Where [`read_plain`] stopped, the DFA state there and the table's sums of the bytes before.
+struct Plain {
+    end: usize,
+    state: LazyStateID,
+    lanes: u64,
+}
+
+/// The cue DFA as [`read_plain`] steps it: by transitions already computed, between states that
+/// are neither match, dead nor quit states.
+trait QuickStep: Copy {
+    /// None when the transition needs [`CueScan::step`].
+    fn quick_step(self, state: LazyStateID, byte: u8) -> Option<LazyStateID>;
+}
+
+#[derive(Clone, Copy)]
+struct Computed<'c> {
+    dfa: &'c DFA,
+    cache: &'c dfa::Cache,
+}
+
+impl QuickStep for Computed<'_> {
+    #[inline(always)]
+    fn quick_step(self, state: LazyStateID, byte: u8) -> Option<LazyStateID> {
+        let next = self.dfa.next_state_untagged(self.cache, state, byte);
+        (!next.is_tagged()).then_some(next)
+    }
+}
+
+/// No DFA to step: the cue set did not compile, its DFA gave up, or no match can follow.
+#[derive(Clone, Copy)]
+struct NoDfa;
+
+impl QuickStep for NoDfa {
+    #[inline(always)]
+    fn quick_step(self, state: LazyStateID, _: u8) -> Option<LazyStateID> {
+        Some(state)
+    }
+}
+
+/// Reads `bytes` from `index` (`state` not tagged there) to the end or the first byte that needs
+/// more than the common case: a byte [`PLAIN`] has an entry for, a quick DFA step, and `reader`.
+/// It calls nothing and works on a local copy of `reader`, so the DFA state, the table's sums and
+/// the reader's state stay in registers: a call anywhere in the loop (every SSE register is the
+/// caller's to save) or stores through `shared` put them in memory, on the loop's critical path.
+#[inline(never)]
+fn read_plain<R: TextReader>(
+    bytes: &[u8],
+    mut index: usize,
+    mut state: LazyStateID,
+    dfa: impl QuickStep,
+    shared: &mut R,
+) -> Plain {
+    let mut reader = *shared;
+    let mut lanes = 0u64;
+    while let Some(&byte) = bytes.get(index) {
+        let entry = PLAIN.get(usize::from(byte)).copied().unwrap_or(SPECIAL);
+        if entry == SPECIAL {
+            break;
+        }
+        let Some(next) = dfa.quick_step(state, byte) else {
+            break;
+        };
+        state = next;
+        reader.byte(byte);
+        lanes += entry;
+        index += 1;
+    }
+    *shared = reader;
+    Plain {
+        end: index,
+        state,
+        lanes,
+    }
+}
+
+/// Reads the scanned text in the same pass as the text features: the bytes of each segment, in
+/// order (the model's n-grams are hashed so, without a pass of their own).
+pub(crate) trait TextReader: Copy {
+    fn byte(&mut self, byte: u8);
+    fn segment_end(&mut self);
+}
+
+impl TextReader for () {
+    fn byte(&mut self, _: u8) {}
+    fn segment_end(&mut self) {}
+}
+
 impl Features {
     /// Computes the features of `request`; text features read at most `max_scan_bytes` of text.
     pub fn extract(request: &ParsedRequest, max_scan_bytes: usize) -> Features {
+        Features::extract_reading(request, max_scan_bytes, &mut ())
+    }
+
+    /// [`Features::extract`], handing `reader` every byte the text features read as they read it.
+    pub(crate) fn extract_reading(
+        request: &ParsedRequest,
+        max_scan_bytes: usize,
+        reader: &mut impl TextReader,
+    ) -> Features {
         let system_bytes: usize = request.system.iter().map(|text| text.len()).sum();
         let message_bytes: usize = request
             .messages
@@ -490,12 +804,18 @@ impl Features {
 
         let segments = scan::all_segments(request, max_scan_bytes);
         let mut counts = TextCounts::default();
+        let set = CUES.as_ref();
+        let mut caches = set.map(|set| set.caches.get());
+        let mut cues = set
+            .zip(caches.as_deref_mut())
+            .map(|(set, caches)| CueScan::new(set, caches));
         for segment in &segments {
-            counts.add(segment);
+            read_segment(segment, &mut counts, cues.as_mut(), reader);
         }
+        let seen = cues.map_or([false; CUE_COUNT], |cues| cues.finish(&segments));
+        let cues = CueCounts::of(&seen);
         let last_user = scan::last_user_segments(request, max_scan_bytes);
         let questions: usize = last_user.iter().map(|text| text.matches('?').count()).sum();
-        let cues = CueCounts::of(&segments);
         let sequence = cues.sequence == SEQUENCE_CUES.len();
         let reasoning = cues.reasoning + usize::from(sequence);
 

@@ -3,9 +3,10 @@
 //! predicting the probability that the cheapest tier fails where the dearest succeeds; the tier
 //! thresholds apply to that probability.
 //!
-//! The filter's [`Model::predict`] and the training side's [`model_inputs`] run the same n-gram
-//! visitor over the same capped segments ([`crate::scan`]), so training and inference cannot disagree;
-//! the filter path sums weights as it visits and builds no [`ModelInputs`].
+//! The filter's [`Model::predict`] and the training side's [`model_inputs`] hash the same capped
+//! segments ([`crate::scan`]) with the same per-segment hasher, so training and inference cannot
+//! disagree; the filter path hashes in the features' own pass over the text, sums weights as it
+//! goes and builds no [`ModelInputs`].
 
 mod file;
 mod ngrams;
@@ -16,10 +17,10 @@ use std::sync::LazyLock;
 pub use file::ModelError;
 
 use crate::decision::FailOpen;
-use crate::features::{Features, FEATURE_COUNT, FEATURE_NAMES};
+use crate::features::{Features, TextReader, FEATURE_COUNT, FEATURE_NAMES};
 use crate::format::{parse_request, ApiFormat, ParsedRequest};
 use crate::scan;
-use ngrams::{bucket, scales, Kind, KINDS};
+use ngrams::{bucket, scales, Kind, SegmentHasher, KINDS};
 
 /// The features and hashing this build computes; a model trained on another is refused. Bump it when
 /// a feature or the hashing changes.
@@ -165,32 +166,9 @@ impl Model {
     /// The filter's path: the calibrated probability of a parsed request and its reasons, hashing the
     /// n-grams as it sums their weights (nothing allocated per n-gram).
     pub fn predict(&self, request: &ParsedRequest, max_scan_bytes: usize) -> Prediction {
-        let values = Features::extract(request, max_scan_bytes).values();
-        let segments = scan::all_segments(request, max_scan_bytes);
-        // One named accumulator per kind, not an array indexed by kind: they stay in registers.
-        let (mut words, mut pairs, mut chars) = ((0.0f64, 0u64), (0.0f64, 0u64), (0.0f64, 0u64));
-        let sparse = self.sparse.as_slice();
-        let buckets = self.buckets;
-        ngrams::visit(segments.iter().copied(), |kind, hash| {
-            let weight = f64::from(
-                sparse
-                    .get(bucket(hash, buckets) as usize)
-                    .copied()
-                    .unwrap_or(0.0),
-            );
-            let (sum, count) = match kind {
-                Kind::Word => &mut words,
-                Kind::WordPair => &mut pairs,
-                Kind::Chars => &mut chars,
-            };
-            *sum += weight;
-            *count += 1;
-        });
-        let ngrams: f64 = scales(&[words.1, pairs.1, chars.1])
-            .iter()
-            .zip([words.0, pairs.0, chars.0])
-            .map(|(scale, sum)| scale * sum)
-            .sum();
+        let mut sums = NgramSums::new(self);
+        let values = Features::extract_reading(request, max_scan_bytes, &mut sums).values();
+        let ngrams = sums.logit();
         let mut dense = [0.0; FEATURE_COUNT];
         for ((contribution, weight), value) in dense.iter_mut().zip(&self.dense).zip(values) {
             *contribution = weight * value;
@@ -270,6 +248,92 @@ impl Model {
             tiers: ["small", "mid", "frontier"].map(String::from).to_vec(),
             meta: serde_json::json!({"source": "bootstrap: hand-set weights"}),
         }
+    }
+}
+
+/// The n-grams' part of the raw logit, summed as the features' pass reads the text.
+#[derive(Clone, Copy)]
+struct NgramSums<'m> {
+    segment: SegmentHasher,
+    sums: KindSums<'m>,
+}
+
+/// One named accumulator per kind, not an array indexed by kind: they stay in registers. Character
+/// 4-grams are counted once per segment, by the hasher.
+#[derive(Clone, Copy)]
+struct KindSums<'m> {
+    weights: &'m [f32],
+    buckets: u32,
+    words: (f64, u64),
+    pairs: (f64, u64),
+    chars: (f64, u64),
+}
+
+impl<'m> NgramSums<'m> {
+    fn new(model: &'m Model) -> NgramSums<'m> {
+        NgramSums {
+            segment: SegmentHasher::new(),
+            sums: KindSums {
+                weights: &model.sparse,
+                buckets: model.buckets,
+                words: (0.0, 0),
+                pairs: (0.0, 0),
+                chars: (0.0, 0),
+            },
+        }
+    }
+
+    /// Each kind's weight sum times its scale, summed.
+    fn logit(&self) -> f64 {
+        let KindSums {
+            words,
+            pairs,
+            chars,
+            ..
+        } = self.sums;
+        scales(&[words.1, pairs.1, chars.1])
+            .iter()
+            .zip([words.0, pairs.0, chars.0])
+            .map(|(scale, sum)| scale * sum)
+            .sum()
+    }
+}
+
+impl KindSums<'_> {
+    #[inline(always)]
+    fn add(&mut self, kind: Kind, hash: u64) {
+        let weight = f64::from(
+            self.weights
+                .get(bucket(hash, self.buckets) as usize)
+                .copied()
+                .unwrap_or(0.0),
+        );
+        match kind {
+            Kind::Word => {
+                self.words.0 += weight;
+                self.words.1 += 1;
+            }
+            Kind::WordPair => {
+                self.pairs.0 += weight;
+                self.pairs.1 += 1;
+            }
+            Kind::Chars => self.chars.0 += weight,
+        }
+    }
+}
+
+impl TextReader for NgramSums<'_> {
+    #[inline(always)]
+    fn byte(&mut self, byte: u8) {
+        let sums = &mut self.sums;
+        self.segment
+            .byte(byte, &mut |kind, hash| sums.add(kind, hash));
+    }
+
+    fn segment_end(&mut self) {
+        let sums = &mut self.sums;
+        let segment = std::mem::replace(&mut self.segment, SegmentHasher::new());
+        sums.chars.1 += segment.finish(&mut |kind, hash| sums.add(kind, hash));
     }
 }
 

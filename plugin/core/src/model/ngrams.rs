@@ -84,50 +84,85 @@ pub(crate) fn visit<'t>(
     mut emit: impl FnMut(Kind, u64),
 ) {
     for segment in segments {
-        // Words: the running FNV-1a hash of the current word, the previous word's hash.
-        let mut hash = FNV_OFFSET;
-        let mut in_word = false;
-        let mut previous: Option<u64> = None;
-        // Chars: the last 4 bytes, how many were pushed, and whether the last one was a space.
-        let mut window = u32::from(b' ');
-        let mut filled = 1u32;
-        let mut after_space = true;
+        let mut hasher = SegmentHasher::new();
         for &byte in segment.as_bytes() {
-            let entry = BYTES.get(usize::from(byte)).copied().unwrap_or(0);
-            let normalised = entry as u8;
-            if entry & WORD != 0 {
-                hash = (hash ^ u64::from(normalised)).wrapping_mul(FNV_PRIME);
-                in_word = true;
-            } else if in_word {
-                end_word(hash, &mut previous, &mut emit);
-                hash = FNV_OFFSET;
-                in_word = false;
-            }
-            let pushed = if entry & SPACE != 0 {
-                if after_space {
-                    continue;
-                }
-                after_space = true;
-                b' '
-            } else {
-                after_space = false;
-                normalised
-            };
-            window = (window << 8) | u32::from(pushed);
-            filled += 1;
-            if filled >= CHAR_GRAM {
-                emit(Kind::Chars, chars_hash(window));
-            }
+            hasher.byte(byte, &mut emit);
         }
-        if in_word {
-            end_word(hash, &mut previous, &mut emit);
+        hasher.finish(&mut emit);
+    }
+}
+
+/// The n-grams of one segment, fed a byte at a time: what [`visit`] does per segment, for a caller
+/// that reads the bytes in a pass of its own.
+#[derive(Clone, Copy)]
+pub(crate) struct SegmentHasher {
+    /// The running FNV-1a hash of the current word.
+    hash: u64,
+    in_word: bool,
+    previous: Option<u64>,
+    /// The last 4 bytes pushed, the space before the first one included, and how many. The last
+    /// one is a space exactly when a whitespace run has begun: no other byte normalises to it.
+    window: u32,
+    filled: u32,
+}
+
+impl SegmentHasher {
+    pub(crate) fn new() -> SegmentHasher {
+        SegmentHasher {
+            hash: FNV_OFFSET,
+            in_word: false,
+            previous: None,
+            window: u32::from(b' '),
+            filled: 1,
         }
-        if !after_space {
-            window = (window << 8) | u32::from(b' ');
-            filled += 1;
-            if filled >= CHAR_GRAM {
-                emit(Kind::Chars, chars_hash(window));
+    }
+
+    #[inline(always)]
+    pub(crate) fn byte(&mut self, byte: u8, emit: &mut impl FnMut(Kind, u64)) {
+        let entry = BYTES.get(usize::from(byte)).copied().unwrap_or(0);
+        let normalised = entry as u8;
+        if entry & WORD != 0 {
+            self.hash = (self.hash ^ u64::from(normalised)).wrapping_mul(FNV_PRIME);
+            self.in_word = true;
+        } else if self.in_word {
+            end_word(self.hash, &mut self.previous, emit);
+            self.hash = FNV_OFFSET;
+            self.in_word = false;
+        }
+        let pushed = if entry & SPACE != 0 {
+            if self.after_space() {
+                return;
             }
+            b' '
+        } else {
+            normalised
+        };
+        self.push_char(pushed, emit);
+    }
+
+    /// Ends the segment: its last word, and the space after it. Returns how many character 4-grams
+    /// the segment had.
+    #[inline(always)]
+    pub(crate) fn finish(mut self, emit: &mut impl FnMut(Kind, u64)) -> u64 {
+        if self.in_word {
+            end_word(self.hash, &mut self.previous, emit);
+        }
+        if !self.after_space() {
+            self.push_char(b' ', emit);
+        }
+        u64::from(self.filled.saturating_sub(CHAR_GRAM - 1))
+    }
+
+    fn after_space(&self) -> bool {
+        self.window as u8 == b' '
+    }
+
+    #[inline(always)]
+    fn push_char(&mut self, pushed: u8, emit: &mut impl FnMut(Kind, u64)) {
+        self.window = (self.window << 8) | u32::from(pushed);
+        self.filled += 1;
+        if self.filled >= CHAR_GRAM {
+            emit(Kind::Chars, chars_hash(self.window));
         }
     }
 }
