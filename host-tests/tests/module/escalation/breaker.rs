@@ -244,9 +244,9 @@ fn a_new_config_starts_with_closed_breakers() {
     small_answers(&mut host);
 }
 
-/// After the cool-down the next request to small is the trial; when that request may not move
-/// (here: it carries the opt-out header), the filter never reports its outcome, so the breaker
-/// stays half-open and keeps small closed to everyone for another cool-down.
+/// After the cool-down the next request to small is the trial; a request that may not move (here:
+/// it carries the opt-out header) still reports its answer to the breaker, which closes. (It once
+/// did not, leaving small closed to everyone for another cool-down.)
 #[test]
 fn a_trial_taken_by_a_request_that_may_not_move_still_closes_the_breaker() {
     let config = breaker_config(json!({}));
