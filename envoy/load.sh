@@ -55,7 +55,7 @@ PY
 }
 
 printf '%-8s %-9s %10s %10s %10s %10s\n' body stack p50 p90 p99 req/s
-for size in 1024 4096 32768; do
+for size in ${LOAD_SIZES:-1024 4096 32768}; do
     body "$size" >"$work/body-$size.json"
     for flavour in triage:10200 baseline:10300; do
         name="${flavour%%:*}"
