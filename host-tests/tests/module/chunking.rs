@@ -142,3 +142,37 @@ fn a_body_without_content_length_gets_none() {
         native_model(CHAT, body.as_bytes())
     );
 }
+
+/// A body over the plugin's cap is routed at once; trailers arriving after that must not undo the
+/// decision (the response still gets its headers and the request its record).
+#[test]
+fn trailers_after_the_body_cap_keep_the_fail_open_decision() {
+    let mut host = triage_host::Host::start(r#"{"limits": {"max_body_bytes": 64}}"#).unwrap();
+    let body = chat_body("auto", SIMPLE);
+    assert!(body.len() > 64);
+    let mut stream = host.request().unwrap();
+    stream
+        .send_request_headers(&post_headers(CHAT, body.len()), false)
+        .unwrap();
+    let action = stream.send_request_body(body.as_bytes(), false).unwrap();
+    assert_eq!(action, Action::Continue, "streamed past the cap");
+    stream
+        .send_request_trailers(&[("x-checksum", "abc")])
+        .unwrap();
+    assert_routed(&stream, "mid");
+    stream
+        .send_response_headers(
+            &[(":status", "200"), ("content-type", "application/json")],
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        stream.downstream_header("x-triage-reason"),
+        Some("fail_open: body_too_large")
+    );
+    drop(stream);
+    let record: serde_json::Value =
+        serde_json::from_slice(host.property(&["triage_record"]).expect("a record")).unwrap();
+    assert_eq!(record["fail_open"], "body_too_large");
+    assert_eq!(record["status"], 200);
+}

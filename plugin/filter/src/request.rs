@@ -303,14 +303,21 @@ impl TriageRequest {
         }));
     }
 
+    /// Takes the request whose body is being buffered out of the stage; any other stage stays.
+    fn take_pending(&mut self) -> Option<PendingRequest> {
+        match std::mem::replace(&mut self.stage, Stage::PassThrough) {
+            Stage::Buffering(pending) => Some(pending),
+            other => {
+                self.stage = other;
+                None
+            }
+        }
+    }
+
     /// Envoy answered before the body was complete (a 413 past its buffer limit, another filter's
     /// local reply): nothing can be routed any more, but the request is still recorded and counted.
     pub(crate) fn answered_before_decision(&mut self, status: Option<u16>) {
-        if !matches!(self.stage, Stage::Buffering(_)) {
-            return;
-        }
-        let Stage::Buffering(pending) = std::mem::replace(&mut self.stage, Stage::PassThrough)
-        else {
+        let Some(pending) = self.take_pending() else {
             return;
         };
         let cause = if status == Some(413) {
@@ -404,9 +411,7 @@ impl HttpContext for TriageRequest {
         };
         pending.body_size = body_size;
         if body_size > self.config.max_body_bytes() {
-            if let Stage::Buffering(pending) =
-                std::mem::replace(&mut self.stage, Stage::PassThrough)
-            {
+            if let Some(pending) = self.take_pending() {
                 self.route_without_body(pending, FailOpen::BodyTooLarge);
             }
             return Action::Continue;
@@ -414,15 +419,16 @@ impl HttpContext for TriageRequest {
         if !end_of_stream {
             return Action::Pause;
         }
-        if let Stage::Buffering(pending) = std::mem::replace(&mut self.stage, Stage::PassThrough) {
+        if let Some(pending) = self.take_pending() {
             self.decide_on_body(pending);
         }
         Action::Continue
     }
 
-    /// With HTTP/2 trailers the end of stream arrives here instead of in the body callback.
+    /// With HTTP/2 trailers the end of stream arrives here instead of in the body callback (a
+    /// request already routed past the body cap stays as it is).
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if let Stage::Buffering(pending) = std::mem::replace(&mut self.stage, Stage::PassThrough) {
+        if let Some(pending) = self.take_pending() {
             self.decide_on_body(pending);
         }
         Action::Continue

@@ -22,14 +22,14 @@ pub(crate) fn is_event_stream(content_type: &str) -> bool {
 
 impl TriageRequest {
     /// Takes the decided request out of the stage (put it back with [`Self::keep`]), so that host
-    /// calls on `self` and changes to the request can be made together.
+    /// calls on `self` and changes to the request can be made together; any other stage stays.
     pub(crate) fn take_routed(&mut self) -> Option<Box<Routed>> {
-        if !matches!(self.stage, Stage::Decided(_)) {
-            return None;
-        }
         match std::mem::replace(&mut self.stage, Stage::PassThrough) {
             Stage::Decided(routed) => Some(routed),
-            _ => None,
+            other => {
+                self.stage = other;
+                None
+            }
         }
     }
 
@@ -124,9 +124,10 @@ impl TriageRequest {
     /// Prices the usage, counts the request and hands the record to the access log. Runs once,
     /// at the end of the response, or when the stream ends without one.
     pub(crate) fn settle(&mut self) {
-        let Stage::Decided(mut routed) = std::mem::replace(&mut self.stage, Stage::Settled) else {
+        let Some(mut routed) = self.take_routed() else {
             return;
         };
+        self.stage = Stage::Settled;
         let usage = routed.usage.as_ref().and_then(UsageReader::usage);
         let status = routed.status;
         routed.record.settle(&self.config, status, usage);
