@@ -713,7 +713,7 @@ fn link_properties_and_shared_data(linker: &mut Linker<State>) -> wasmtime::Resu
             };
             status((|| {
                 let key = guest.read(key_ptr, key_len)?;
-                let entry = guest.state().shared_data.get(&key).cloned();
+                let entry = guest.state().shared_data.borrow().get(&key).cloned();
                 let (value, cas) = entry.ok_or(Fault::Status(Status::NotFound))?;
                 guest.return_bytes(&value, value_ptr_ptr, value_size_ptr)?;
                 guest.write_u32(cas_ptr, cas)
@@ -735,7 +735,7 @@ fn link_properties_and_shared_data(linker: &mut Linker<State>) -> wasmtime::Resu
             status((|| {
                 let key = guest.read(key_ptr, key_len)?;
                 let value = guest.read(value_ptr, value_len)?;
-                let shared = &mut guest.state().shared_data;
+                let mut shared = guest.state().shared_data.borrow_mut();
                 let current = shared.get(&key).map_or(0, |(_, cas)| *cas);
                 if cas != 0 && cas as u32 != current {
                     return Err(Status::CasMismatch.into());

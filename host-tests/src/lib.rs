@@ -13,12 +13,13 @@ mod state;
 
 pub use abi::Status;
 pub use engine::{route_with_module, ModuleDecision, ModuleRouter};
-pub use state::{HeaderMap, HttpCall, HttpResponse, LogLine};
+pub use state::{HeaderMap, HttpCall, HttpResponse, LogLine, SharedData};
 
 use state::{Phase, State, StreamSide};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, TypedFunc};
 
@@ -222,6 +223,7 @@ pub struct HostOptions {
     seed: u64,
     clock_nanos: u64,
     clock_step_nanos: u64,
+    shared_data: SharedData,
 }
 
 impl Default for HostOptions {
@@ -239,6 +241,7 @@ impl Default for HostOptions {
             seed: 0x7472_6961_6765,
             clock_nanos: 1_700_000_000_000_000_000,
             clock_step_nanos: 0,
+            shared_data: SharedData::default(),
         }
     }
 }
@@ -296,6 +299,12 @@ impl HostOptions {
         self
     }
 
+    /// Shares `store` with other hosts ([`Host::shared_store`]), as Envoy's worker VMs share it.
+    pub fn shared_data(mut self, store: SharedData) -> Self {
+        self.shared_data = store;
+        self
+    }
+
     pub fn start(self, plugin_config: &str) -> Result<Host, HostError> {
         Host::start_with(self, plugin_config)
     }
@@ -329,6 +338,7 @@ impl Host {
             random_state: options.seed,
             clock_nanos: options.clock_nanos,
             clock_step_nanos: options.clock_step_nanos,
+            shared_data: options.shared_data,
             ..State::default()
         };
         let mut store = Store::new(engine(), state);
@@ -645,9 +655,14 @@ impl Host {
         metrics.iter().map(|metric| metric.name.as_str()).collect()
     }
 
-    pub fn shared_data(&self, key: &str) -> Option<&[u8]> {
-        let found = self.store.data().shared_data.get(key.as_bytes());
-        found.map(|(value, _)| &value[..])
+    pub fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        let store = self.store.data().shared_data.borrow();
+        store.get(key.as_bytes()).map(|(value, _)| value.clone())
+    }
+
+    /// This VM's shared data, to start another VM on it ([`HostOptions::shared_data`]).
+    pub fn shared_store(&self) -> SharedData {
+        Rc::clone(&self.store.data().shared_data)
     }
 
     pub fn property(&self, path: &[&str]) -> Option<&[u8]> {

@@ -3,7 +3,9 @@
 
 use crate::abi::Status;
 use crate::{LocalReply, LogLevel};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use wasmtime::{Memory, TypedFunc};
 
 /// A header map as Envoy keeps it: lowercase keys, insertion order, repeated keys allowed.
@@ -342,6 +344,10 @@ pub enum Phase {
     Configure,
 }
 
+/// The data every VM of one plugin shares (Envoy: across worker threads), with each key's
+/// compare-and-swap token. Hosts started with the same store act as one Envoy's workers.
+pub type SharedData = Rc<RefCell<HashMap<Vec<u8>, (Vec<u8>, u32)>>>;
+
 #[derive(Default)]
 pub struct State {
     pub memory: Option<Memory>,
@@ -357,7 +363,7 @@ pub struct State {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub metrics: Metrics,
-    pub shared_data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    pub shared_data: SharedData,
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
     pub foreign_calls: Vec<(u32, String)>,
     pub http_responses: HashMap<String, HttpResponse>,

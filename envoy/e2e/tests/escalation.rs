@@ -334,6 +334,59 @@ fn the_circuit_breaker_opens_skips_the_tier_and_closes_after_the_cooldown() {
     );
 }
 
+/// Envoy runs one VM per worker; the breaker lives in the data they share. With two workers, six
+/// failures spread over both open small (a breaker per worker would have seen about three each,
+/// under `min_requests`), and then every new connection, whichever worker takes it, skips small.
+#[test]
+fn the_workers_share_one_circuit_breaker() {
+    let mut config = plugin_config::forcing();
+    config["escalation"]["circuit_breaker"] =
+        json!({"window": 10, "min_requests": 6, "failure_rate": 0.5, "cooldown_ms": 60000});
+    let stack = Stack::start_with(StackOptions {
+        concurrency: 2,
+        ..StackOptions::triage(&config)
+    });
+    for _ in 0..6 {
+        let response = stack.send(&small_failing(chat(), "status=503"));
+        assert_eq!(response.header("x-mock-tier"), Some("mid"));
+    }
+    let healthy = || Request::post(CHAT, chat()).header(FORCE_TIER_HEADER, "small");
+    for _ in 0..6 {
+        let response = stack.send(&healthy());
+        assert_eq!(
+            response.header("x-mock-tier"),
+            Some("mid"),
+            "small is skipped"
+        );
+        assert_eq!(
+            response.header("x-triage-escalation-cause"),
+            Some("circuit_open")
+        );
+    }
+    assert_eq!(stack.mock("small").received().len(), 6);
+    // Each worker took some of the twelve connections, or the test proved nothing.
+    let per_worker: Vec<u64> = (0..2)
+        .map(|worker| worker_connections(&stack, worker))
+        .collect();
+    assert!(
+        per_worker.iter().all(|&connections| connections > 0),
+        "connections per worker: {per_worker:?}"
+    );
+}
+
+/// Connections the listener handed to Envoy worker `worker` (admin `/stats`).
+fn worker_connections(stack: &Stack, worker: u32) -> u64 {
+    let suffix = format!(".worker_{worker}.downstream_cx_total");
+    let stats = stack.admin_get("/stats").text();
+    stats
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(name, _)| name.starts_with("listener.") && name.ends_with(&suffix))
+        .filter(|(name, _)| !name.contains("admin"))
+        .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
+        .sum()
+}
+
 #[test]
 fn a_low_mean_logprob_escalates_and_the_cheap_tier_is_asked_for_logprobs() {
     let mut config = plugin_config::forcing();

@@ -19,7 +19,7 @@ use crate::common::*;
 use serde_json::{json, Value};
 use triage_core::{ApiFormat, Cause, Config, DecisionRecord, Escalation, Usage};
 use triage_host::{
-    Action, HeaderMap, Host, HostOptions, HttpCall, HttpResponse, LocalReply, Stream,
+    Action, HeaderMap, Host, HostOptions, HttpCall, HttpResponse, LocalReply, SharedData, Stream,
 };
 
 pub struct Tier {
@@ -145,7 +145,12 @@ pub fn default_config() -> String {
 
 /// A VM whose three tier clusters Envoy knows; their calls wait for the test.
 pub fn start(config: &str) -> Host {
-    let mut options = HostOptions::default();
+    start_on(config, SharedData::default())
+}
+
+/// A VM on `shared`: VMs started on one store act as the workers of one Envoy.
+pub fn start_on(config: &str, shared: SharedData) -> Host {
+    let mut options = HostOptions::default().shared_data(shared);
     for tier in &TIERS {
         options = options.cluster(&format!("tier_{}", tier.name));
     }

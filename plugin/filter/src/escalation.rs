@@ -11,57 +11,17 @@
 //! reset *after* the upstream's response headers cannot be rescued here: Envoy resets the client's
 //! stream itself once the upstream response has started.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use proxy_wasm::types::{Action, BufferType, MapType};
 use triage_core::{
-    check_answer, expectations, failure_cause, Applied, Breaker, Cause, Config, Decision,
-    Escalation, Expectations, StreamVerdict, StreamWatch, Usage, UsageReader, Weakness,
+    check_answer, expectations, failure_cause, Applied, Cause, Decision, Escalation, Expectations,
+    StreamVerdict, StreamWatch, Usage, UsageReader, Weakness,
 };
 
 use crate::host;
 use crate::request::{PendingRequest, Routed, TriageRequest, TIER_HEADER};
 use crate::response::is_event_stream;
-
-/// One circuit breaker per tier, shared by the streams of one VM (one Envoy worker).
-pub struct Breakers {
-    tiers: RefCell<Vec<Breaker>>,
-}
-
-impl Breakers {
-    pub fn new(config: &Config) -> Breakers {
-        let settings = config.escalation().map(|policy| policy.breaker);
-        let tiers = settings
-            .map(|settings| {
-                (0..config.tier_names().len())
-                    .map(|_| Breaker::new(settings))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Breakers {
-            tiers: RefCell::new(tiers),
-        }
-    }
-
-    /// True for a tier without a breaker (escalation off).
-    fn allows(&self, tier: usize, now_ms: u64) -> bool {
-        let Ok(mut tiers) = self.tiers.try_borrow_mut() else {
-            return true;
-        };
-        tiers
-            .get_mut(tier)
-            .is_none_or(|breaker| breaker.allows(now_ms))
-    }
-
-    fn record(&self, tier: usize, ok: bool, now_ms: u64) {
-        if let Ok(mut tiers) = self.tiers.try_borrow_mut() {
-            if let Some(breaker) = tiers.get_mut(tier) {
-                breaker.record(ok, now_ms);
-            }
-        }
-    }
-}
 
 /// What the response path is doing with the answer.
 pub(crate) enum Hold {

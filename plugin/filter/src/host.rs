@@ -89,6 +89,20 @@ extern "C" {
         grpc_status: i32,
     ) -> Status;
     fn proxy_continue_stream(stream_type: StreamType) -> Status;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> Status;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> Status;
 }
 
 pub type HostResult<T> = Result<T, Status>;
@@ -287,6 +301,29 @@ pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
             other => Err(other),
         }
     }
+}
+
+/// The value stored under `key` in the data all VMs of this plugin share, and its compare-and-swap
+/// token; (None, 0) when nothing is stored yet (a write with token 0 is unconditional).
+pub fn shared_data(key: &str) -> HostResult<(Option<Vec<u8>>, u32)> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0, 0);
+    // SAFETY: the key slice and out-pointers are valid; the buffer is ours on Ok.
+    unsafe {
+        match proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) {
+            Status::Ok => Ok((Some(take_host_bytes(data, size)), cas)),
+            Status::NotFound => Ok((None, 0)),
+            other => Err(other),
+        }
+    }
+}
+
+/// Stores `value` under `key` if its token is still `cas` (Err(CasMismatch) when another VM wrote
+/// first).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+    // SAFETY: both slices are valid for the duration of the call.
+    check(unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
 }
 
 /// Sends an HTTP request to `cluster`; the answer arrives in `on_http_call_response` of the calling

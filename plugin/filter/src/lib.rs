@@ -2,9 +2,11 @@
 //!
 //! `root` owns the validated config, the metric ids and the tier breakers; `request` is one HTTP
 //! stream's request side and state, `response` its response side, `escalation` moves it up a tier
-//! after a failure or a weak answer; `metrics` names and counts triage's stats; `host` is the only
-//! place that makes host calls.
+//! after a failure or a weak answer; `breakers` keeps the tiers' circuit breakers in the data every
+//! worker shares; `metrics` names and counts triage's stats; `host` is the only place that makes
+//! host calls.
 
+mod breakers;
 mod escalation;
 mod host;
 mod metrics;

@@ -6,7 +6,8 @@
 //! in the plugin config). Every host failure is logged and the request continues: a request the
 //! client didn't break is never failed here.
 
-use crate::escalation::{Breakers, Hold, Retry};
+use crate::breakers::Breakers;
+use crate::escalation::{Hold, Retry};
 use crate::host;
 use crate::metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext};

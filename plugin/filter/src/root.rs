@@ -1,6 +1,6 @@
 //! The root context: parses and validates the plugin config once, then hands it to every request.
 
-use crate::escalation::Breakers;
+use crate::breakers::Breakers;
 use crate::host;
 use crate::metrics::Metrics;
 use crate::request::TriageRequest;
@@ -51,7 +51,8 @@ impl RootContext for TriageRoot {
         match Config::from_json(&raw) {
             Ok(config) => {
                 self.metrics = Rc::new(Metrics::define(&config));
-                // A new config starts with closed breakers: its tiers may differ.
+                // Breakers live in shared data keyed by tier and cluster: a tier the new config
+                // keeps keeps its breaker.
                 self.breakers = Rc::new(Breakers::new(&config));
                 self.config = Rc::new(config);
                 log::info!("triage config accepted");

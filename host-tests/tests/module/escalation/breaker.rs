@@ -1,6 +1,7 @@
-//! The per-tier circuit breaker of one VM: failures open it, an open tier is skipped when routing
-//! (recorded as a `circuit_open` escalation, nothing called) and when escalating; after the
-//! cool-down one trial request goes, and its outcome closes or reopens it.
+//! The per-tier circuit breaker: failures open it, an open tier is skipped when routing (recorded
+//! as a `circuit_open` escalation, nothing called) and when escalating; after the cool-down one
+//! trial request goes, and its outcome closes or reopens it. It lives in the data every VM (every
+//! Envoy worker) shares, so the workers open, skip and close a tier together.
 
 use super::*;
 use std::time::Duration;
@@ -233,15 +234,90 @@ fn a_routed_request_passes_every_open_tier_below_the_top() {
     assert_eq!(host.http_calls().len(), 2);
 }
 
+/// A config update that keeps a tier (same name, same cluster) keeps its breaker: the upstream is
+/// no healthier for it. A tier sent to another cluster, or a breaker of another window, starts
+/// closed.
 #[test]
-fn a_new_config_starts_with_closed_breakers() {
+fn a_new_config_keeps_the_breaker_of_a_tier_it_keeps() {
+    let config = breaker_config(json!({}));
+    let open_small = || {
+        let mut host = start(&config);
+        small_fails_mid_answers(&mut host);
+        small_fails_mid_answers(&mut host);
+        skips_small(&mut host);
+        host
+    };
+    let mut host = open_small();
+    host.configure(&config).unwrap();
+    skips_small(&mut host);
+
+    let mut moved: Value = serde_json::from_str(&config).unwrap();
+    moved["tiers"][SMALL]["cluster"] = json!("tier_small_eu");
+    let mut host = open_small();
+    host.configure(&moved.to_string()).unwrap();
+    small_answers(&mut host);
+
+    let mut resized: Value = serde_json::from_str(&config).unwrap();
+    resized["escalation"]["circuit_breaker"]["window"] = json!(5);
+    let mut host = open_small();
+    host.configure(&resized.to_string()).unwrap();
+    small_answers(&mut host);
+    assert_no_warnings(&host);
+}
+
+/// Two workers each see one failure of small: together that is the two outcomes at a 50% failure
+/// rate that open it (a breaker per worker would have seen one outcome each and stayed closed),
+/// and both then skip small.
+#[test]
+fn workers_open_a_tier_together() {
+    let config = breaker_config(json!({}));
+    let mut first = start(&config);
+    let mut second = start_on(&config, first.shared_store());
+    small_fails_mid_answers(&mut first);
+    small_fails_mid_answers(&mut second);
+    skips_small(&mut first);
+    skips_small(&mut second);
+    assert_no_warnings(&first);
+    assert_no_warnings(&second);
+}
+
+/// After the cool-down one trial goes, whichever worker takes it; the other worker keeps skipping
+/// small until the trial answers, and its success closes small for both.
+#[test]
+fn one_trial_for_all_workers_and_its_success_closes_the_tier_for_all() {
+    let config = breaker_config(json!({}));
+    let mut first = start(&config);
+    let mut second = start_on(&config, first.shared_store());
+    small_fails_mid_answers(&mut first);
+    small_fails_mid_answers(&mut first);
+    for host in [&mut first, &mut second] {
+        host.advance_clock(Duration::from_millis(COOLDOWN_MS));
+    }
+    let mut trial = first.request().unwrap();
+    Client::simple(CHAT).send(&mut trial);
+    assert_routed(&trial, "small");
+    skips_small(&mut second);
+    respond(&mut trial, 200, JSON, &good_answer(CHAT, SMALL), &[]);
+    drop(trial);
+    small_answers(&mut second);
+    small_answers(&mut first);
+}
+
+/// Shared data this VM cannot read as a breaker (another writer, damage) is replaced by a fresh
+/// closed breaker, not an error.
+#[test]
+fn unreadable_breaker_bytes_start_afresh() {
     let config = breaker_config(json!({}));
     let mut host = start(&config);
     small_fails_mid_answers(&mut host);
     small_fails_mid_answers(&mut host);
-    skips_small(&mut host);
-    host.configure(&config).unwrap();
+    let key = "triage.breaker.small@tier_small";
+    assert!(host.shared_data(key).is_some_and(|bytes| !bytes.is_empty()));
+    host.shared_store()
+        .borrow_mut()
+        .insert(key.as_bytes().to_vec(), (b"garbage".to_vec(), 7));
     small_answers(&mut host);
+    assert_ne!(host.shared_data(key).as_deref(), Some(&b"garbage"[..]));
 }
 
 /// After the cool-down the next request to small is the trial; a request that may not move (here:

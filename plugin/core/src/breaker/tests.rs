@@ -163,3 +163,82 @@ fn a_long_run_stays_within_the_window() {
     }
     assert_eq!((b.len, b.failures), (5, 2));
 }
+
+/// Encodes and decodes after every step of `steps` (true = ok, false = failed, None = an `allows`
+/// call), and checks the decoded breaker equals the live one and answers the same afterwards.
+#[test]
+fn bytes_round_trip_through_every_phase() {
+    let settings = BreakerSettings {
+        window: 11,
+        min_requests: 3,
+        failure_rate: 0.5,
+        cooldown_ms: COOLDOWN,
+    };
+    let mut live = Breaker::new(settings);
+    let steps = [
+        Some(true),
+        Some(false),
+        Some(true),
+        Some(false),
+        Some(false), // opens
+        None,        // refused
+        None,        // after the cool-down: half-open trial
+        Some(false), // reopens
+        None,
+        Some(true), // closes
+        Some(true),
+    ];
+    let mut phases = Vec::new();
+    for (t, step) in steps.iter().enumerate() {
+        let now = t as u64 * COOLDOWN / 2 + 1;
+        let mut decoded = Breaker::from_bytes(settings, &live.to_bytes()).unwrap();
+        assert_eq!(decoded, live, "step {t}");
+        match step {
+            Some(ok) => {
+                live.record(*ok, now);
+                decoded.record(*ok, now);
+            }
+            None => assert_eq!(decoded.allows(now), live.allows(now), "step {t}"),
+        }
+        assert_eq!(decoded, live, "step {t}");
+        phases.push(live.state());
+    }
+    assert!(phases.contains(&Open) && phases.contains(&HalfOpen) && phases.contains(&Closed));
+}
+
+#[test]
+fn a_full_ring_keeps_its_order_and_failure_count() {
+    let mut live = breaker(4, 10, 0.9);
+    // Six outcomes into a window of four: the ring has wrapped.
+    states(&mut live, &[false, true, true, false, false, true]);
+    let decoded = Breaker::from_bytes(live.settings, &live.to_bytes()).unwrap();
+    assert_eq!(decoded, live);
+    assert_eq!(decoded.failures, 2);
+}
+
+#[test]
+fn bytes_of_another_window_or_layout_start_afresh() {
+    let mut live = breaker(8, 2, 0.5);
+    states(&mut live, &[false, true, false]);
+    let bytes = live.to_bytes();
+    let other_window = BreakerSettings {
+        window: 9,
+        ..live.settings
+    };
+    assert_eq!(Breaker::from_bytes(other_window, &bytes), None);
+    assert_eq!(
+        Breaker::from_bytes(live.settings, &bytes[..bytes.len() - 1]),
+        None
+    );
+    assert_eq!(Breaker::from_bytes(live.settings, &[]), None);
+    let mut other_version = bytes.clone();
+    other_version[0] = 2;
+    assert_eq!(Breaker::from_bytes(live.settings, &other_version), None);
+    let mut unknown_phase = bytes.clone();
+    unknown_phase[1] = 7;
+    assert_eq!(Breaker::from_bytes(live.settings, &unknown_phase), None);
+    // A failure bit in a slot the ring never wrote is damage.
+    let mut stray_bit = bytes;
+    *stray_bit.last_mut().unwrap() |= 0x80;
+    assert_eq!(Breaker::from_bytes(live.settings, &stray_bit), None);
+}
