@@ -172,6 +172,22 @@ fn weak_answers_escalate() {
     }
 }
 
+/// A client capping the answer at a few tokens (a label) asked for a short answer: the cut goes
+/// out from small, and mid is never asked.
+#[test]
+fn a_cut_at_the_client_s_tight_cap_is_served_as_it_is() {
+    let stack = Stack::start(&plugin_config::forcing());
+    let response = stack.send(&small_failing(
+        with(&chat(), "max_tokens", json!(4)),
+        "truncate",
+    ));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-mock-tier"), Some("small"));
+    assert_eq!(response.header("x-triage-escalated"), None);
+    assert!(stack.mock("mid").received().is_empty());
+    assert_eq!(records(&stack, 1)[0]["escalations"], json!([]));
+}
+
 #[test]
 fn weak_answers_escalate_on_every_api() {
     for (path, body) in [

@@ -25,8 +25,13 @@ pub(crate) const REFUSAL_SCAN_BYTES: usize = 4 * 1024;
 pub struct AnswerChecks {
     /// The answer was cut off by the token limit: chat `finish_reason: "length"`, Responses
     /// `status: "incomplete"` for `max_output_tokens`, Anthropic `stop_reason: "max_tokens"` (or
-    /// `"model_context_window_exceeded"`).
+    /// `"model_context_window_exceeded"`). Not when the client's own limit was under
+    /// [`AnswerChecks::tight_limit_tokens`]: see there.
     pub truncated: bool,
+    /// A client that caps the answer under this many tokens (`max_tokens: 1` for a label) asked for
+    /// a short answer: one cut at that limit is what it wanted, and the next tier would be cut at
+    /// the same limit, so it is not `truncated`. A cut by the model's context window always is.
+    pub tight_limit_tokens: u64,
     /// No text (whitespace counts as none) and no tool call.
     pub empty: bool,
     /// Matched against the first 4 KiB of the answer text. A refusal the provider marks as such
@@ -53,6 +58,9 @@ pub struct Expectations {
     pub json_output: bool,
     /// A non-empty `tools` array (or chat's legacy `functions`).
     pub tools: bool,
+    /// The client's cap on the answer's tokens: chat `max_completion_tokens` (or the older
+    /// `max_tokens`), Responses `max_output_tokens`, Anthropic `max_tokens`.
+    pub output_limit: Option<u64>,
 }
 
 /// Why an answer was judged weak.
@@ -101,6 +109,12 @@ pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
         tools: Option<&'a RawValue>,
         #[serde(borrow, default)]
         functions: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        max_tokens: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        max_completion_tokens: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        max_output_tokens: Option<&'a RawValue>,
     }
     #[derive(Deserialize)]
     struct Spec<'a> {
@@ -121,6 +135,10 @@ pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
     fn format_asks_json(raw: Option<&RawValue>) -> bool {
         asks_json(spec(raw).and_then(|spec| spec.format))
     }
+    /// A token count; anything else (null, a string) is no limit.
+    fn tokens(raw: Option<&RawValue>) -> Option<u64> {
+        serde_json::from_str(raw?.get()).ok()
+    }
     /// A non-empty array (its elements are skipped, not kept).
     fn non_empty(raw: Option<&RawValue>) -> bool {
         raw.and_then(|raw| serde_json::from_str::<First<IgnoredAny>>(raw.get()).ok())
@@ -137,10 +155,12 @@ pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
         ApiFormat::OpenAiChat => Expectations {
             json_output: asks_json(request.response_format),
             tools: non_empty(request.tools) || non_empty(request.functions),
+            output_limit: tokens(request.max_completion_tokens).or(tokens(request.max_tokens)),
         },
         ApiFormat::OpenAiResponses => Expectations {
             json_output: format_asks_json(request.text),
             tools: non_empty(request.tools),
+            output_limit: tokens(request.max_output_tokens),
         },
         // `output_config.format` is the generally available structured outputs field,
         // `output_format` the beta one.
@@ -148,6 +168,7 @@ pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
             json_output: format_asks_json(request.output_config)
                 || asks_json(request.output_format),
             tools: non_empty(request.tools),
+            output_limit: tokens(request.max_tokens),
         },
     }
 }
@@ -177,6 +198,8 @@ fn starts_an_object(body: &[u8]) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Findings<'a> {
     pub truncated: bool,
+    /// Cut by the model's context window, not by a token cap (only Anthropic says so).
+    pub context_window: bool,
     /// Text other than whitespace was seen.
     pub has_text: bool,
     /// The answer text, whole when `text_whole`, else its start.
@@ -204,7 +227,11 @@ impl<'a> Findings<'a> {
     /// The first failing enabled check, in the documented order.
     pub fn judge(&self, expect: &Expectations, checks: &AnswerChecks) -> Option<Weakness> {
         let calls_tools = self.tool_calls > 0;
-        if checks.truncated && self.truncated {
+        let at_tight_limit = !self.context_window
+            && expect
+                .output_limit
+                .is_some_and(|limit| limit < checks.tight_limit_tokens);
+        if checks.truncated && self.truncated && !at_tight_limit {
             return Some(Weakness::Truncated);
         }
         if checks.empty && !self.has_text && !calls_tools && !self.refused {

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use crate::answer::shapes::{
     anthropic_truncated, incomplete_for_tokens, AnthropicBody, AnthropicPart, ChatBody,
-    ChatToolCall, ResponsesEvent,
+    ChatToolCall, ResponsesEvent, ANTHROPIC_CONTEXT_WINDOW,
 };
 use crate::answer::{
     is_json_object, prefix, AnswerChecks, Expectations, Findings, LogprobSum, Weakness,
@@ -130,6 +130,7 @@ struct Seen {
     /// The stream's last event arrived.
     done: bool,
     truncated: bool,
+    context_window: bool,
     refused: bool,
     has_text: bool,
     /// The start of the answer text, at most REFUSAL_SCAN_BYTES.
@@ -160,6 +161,7 @@ impl Seen {
     fn findings(&self) -> Findings<'_> {
         Findings {
             truncated: self.truncated,
+            context_window: self.context_window,
             has_text: self.has_text,
             text: Cow::Borrowed(&self.text),
             text_whole: !self.text_cut,
@@ -352,6 +354,7 @@ impl Seen {
                 self.done |= stop_reason.is_some();
                 let stop_reason = stop_reason.unwrap_or_default();
                 self.truncated |= anthropic_truncated(stop_reason);
+                self.context_window |= stop_reason == ANTHROPIC_CONTEXT_WINDOW;
                 self.refused |= stop_reason == "refusal";
             }
             _ => {}

@@ -242,6 +242,39 @@ fn a_sound_answer_in_any_chunking_goes_out_unchanged_and_nothing_is_called() {
     }
 }
 
+/// A label asked for with `max_tokens: 1` comes back cut at that cap by design: it goes out as
+/// the small tier's answer, nothing is called, and the breaker counts it as a success. The same cut
+/// under a generous cap is weak.
+#[test]
+fn an_answer_cut_at_the_client_s_tight_cap_goes_out() {
+    let config = default_config();
+    let mut host = start(&config);
+    let mut body = simple_body(CHAT, false);
+    body["max_tokens"] = json!(1);
+    let client = Client::new(CHAT, body);
+    assert_goes_small(&client, &config);
+    let cut = answer(CHAT, SMALL, "Positive", "length");
+    let mut stream = host.request().unwrap();
+    client.send(&mut stream);
+    let actions = respond(&mut stream, 200, JSON, &cut, &[]);
+    assert_eq!(actions.last(), Some(&Action::Continue));
+    assert_eq!(stream.downstream_body(), cut);
+    assert_eq!(stream.downstream_header("x-triage-escalated"), None);
+    assert!(record(stream.host()).escalations.is_empty());
+    drop(stream);
+    assert!(host.http_calls().is_empty());
+
+    let mut body = simple_body(CHAT, false);
+    body["max_tokens"] = json!(2048);
+    let generous = Client::new(CHAT, body);
+    let mut stream = host.request().unwrap();
+    generous.send(&mut stream);
+    respond(&mut stream, 200, JSON, &cut, &[]);
+    assert_eq!(the_call(&stream).cluster, "tier_mid");
+    drop(stream);
+    assert_no_warnings(&host);
+}
+
 #[test]
 fn without_answer_checks_a_2xx_answer_is_never_held() {
     let config = config(json!({"checks": {}}), json!({}));

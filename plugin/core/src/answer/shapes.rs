@@ -275,9 +275,12 @@ impl AnthropicPart<'_> {
     }
 }
 
+/// Anthropic's stop reason for an answer cut off by the model's context window.
+pub(crate) const ANTHROPIC_CONTEXT_WINDOW: &str = "model_context_window_exceeded";
+
 /// Anthropic's stop reasons for an answer cut off by a token limit.
 pub(crate) fn anthropic_truncated(stop_reason: &str) -> bool {
-    matches!(stop_reason, "max_tokens" | "model_context_window_exceeded")
+    stop_reason == "max_tokens" || stop_reason == ANTHROPIC_CONTEXT_WINDOW
 }
 
 impl<'a> AnthropicBody<'a> {
@@ -285,6 +288,7 @@ impl<'a> AnthropicBody<'a> {
         let stop_reason = self.stop_reason.as_deref().unwrap_or_default();
         let mut findings = Findings {
             truncated: anthropic_truncated(stop_reason),
+            context_window: stop_reason == ANTHROPIC_CONTEXT_WINDOW,
             refused: stop_reason == "refusal",
             text_whole: true,
             ..Findings::default()

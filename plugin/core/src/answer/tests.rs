@@ -44,15 +44,26 @@ const GOOD_JSON_TEXT: &str = r#""{\"answer\": 42}""#;
 const NOTHING: Expectations = Expectations {
     json_output: false,
     tools: false,
+    output_limit: None,
 };
 const JSON: Expectations = Expectations {
     json_output: true,
     tools: false,
+    output_limit: None,
 };
 const TOOLS: Expectations = Expectations {
     json_output: false,
     tools: true,
+    output_limit: None,
 };
+
+/// `expect` with the client's answer capped at `tokens`.
+const fn capped(expect: Expectations, tokens: u64) -> Expectations {
+    Expectations {
+        output_limit: Some(tokens),
+        ..expect
+    }
+}
 
 fn refusal_regex() -> regex::Regex {
     regex::Regex::new(r"(?i)^\s*(I'm sorry|I can(?:not|'t) (?:help|assist))").unwrap()
@@ -62,6 +73,7 @@ fn refusal_regex() -> regex::Regex {
 fn all_checks() -> AnswerChecks {
     AnswerChecks {
         truncated: true,
+        tight_limit_tokens: 128,
         empty: true,
         refusal: Some(refusal_regex()),
         invalid_json: true,
@@ -85,7 +97,10 @@ fn only(check: Check) -> AnswerChecks {
     let all = all_checks();
     let mut checks = AnswerChecks::default();
     match check {
-        Check::Truncated => checks.truncated = true,
+        Check::Truncated => {
+            checks.truncated = true;
+            checks.tight_limit_tokens = all.tight_limit_tokens;
+        }
         Check::Empty => checks.empty = true,
         Check::Refusal => checks.refusal = all.refusal,
         Check::InvalidJson => checks.invalid_json = true,
@@ -394,6 +409,7 @@ fn healthy_answers_pass_every_check() {
         let expect = Expectations {
             json_output: false,
             tools: true,
+            output_limit: None,
         };
         assert_eq!(
             check_answer(format, body.as_bytes(), &expect, &all_checks()),
@@ -588,6 +604,7 @@ fn the_first_failing_check_wins_in_the_documented_order() {
     let both = Expectations {
         json_output: true,
         tools: true,
+        output_limit: None,
     };
     let drop_in_turn = |body: &str, expected: &[Option<Weakness>]| {
         let mut checks = all_checks();
@@ -677,6 +694,7 @@ fn what_is_not_a_readable_answer_is_never_weak() {
         let expect = Expectations {
             json_output: true,
             tools: true,
+            output_limit: None,
         };
         assert_eq!(
             check_answer(*format, body.as_bytes(), &expect, &all_checks()),
@@ -691,6 +709,7 @@ fn cut_and_garbled_bodies_never_panic_and_are_not_judged() {
     let expect = Expectations {
         json_output: true,
         tools: true,
+        output_limit: None,
     };
     for (format, body) in [
         (Chat, CHAT_BADTOOL),
@@ -716,6 +735,70 @@ fn cut_and_garbled_bodies_never_panic_and_are_not_judged() {
             assert_eq!(check_answer(format, garbage, &expect, &all_checks()), None);
         }
     }
+}
+
+/// A client that capped the answer under `tight_limit_tokens` gets a cut answer without an
+/// escalation; at or over it, or without a cap, the cut is weak; a cut by the context window always
+/// is.
+#[test]
+fn a_cut_at_a_tight_client_limit_is_what_the_client_asked_for() {
+    let checks = only(Check::Truncated);
+    let context_window = replaced(
+        ANTHROPIC_TRUNCATE,
+        r#""stop_reason":"max_tokens""#,
+        r#""stop_reason":"model_context_window_exceeded""#,
+    );
+    let cases: &[(ApiFormat, &str, Option<u64>, Option<Weakness>)] = &[
+        (Chat, CHAT_TRUNCATE, Some(1), None),
+        (Chat, CHAT_TRUNCATE, Some(127), None),
+        (Chat, CHAT_TRUNCATE, Some(128), Some(Weakness::Truncated)),
+        (Chat, CHAT_TRUNCATE, None, Some(Weakness::Truncated)),
+        (Responses, RESPONSES_TRUNCATE, Some(16), None),
+        (
+            Responses,
+            RESPONSES_TRUNCATE,
+            Some(4096),
+            Some(Weakness::Truncated),
+        ),
+        (Anthropic, ANTHROPIC_TRUNCATE, Some(10), None),
+        (
+            Anthropic,
+            ANTHROPIC_TRUNCATE,
+            Some(1024),
+            Some(Weakness::Truncated),
+        ),
+        (
+            Anthropic,
+            &context_window,
+            Some(10),
+            Some(Weakness::Truncated),
+        ),
+    ];
+    for &(format, body, limit, expected) in cases {
+        let expect = Expectations {
+            output_limit: limit,
+            ..NOTHING
+        };
+        assert_eq!(
+            check_answer(format, body.as_bytes(), &expect, &checks),
+            expected,
+            "{format:?} cap {limit:?}: {body}"
+        );
+    }
+    let no_tight_limit = AnswerChecks {
+        tight_limit_tokens: 0,
+        ..checks
+    };
+    assert_eq!(
+        check_answer(
+            Chat,
+            CHAT_TRUNCATE.as_bytes(),
+            &capped(NOTHING, 1),
+            &no_tight_limit
+        ),
+        Some(Weakness::Truncated),
+        "tight_limit_tokens 0 takes every cut as weak"
+    );
 }
 
 #[test]
@@ -770,6 +853,7 @@ fn expectations_read_the_request() {
             Expectations {
                 json_output: true,
                 tools: true,
+                output_limit: None,
             },
         ),
         (
@@ -785,28 +869,48 @@ fn expectations_read_the_request() {
         (
             Anthropic,
             r#"{"max_tokens":10,"messages":[],"tools":[{"name":"f","input_schema":{}}]}"#,
-            TOOLS,
+            capped(TOOLS, 10),
         ),
         (
             Anthropic,
             r#"{"max_tokens":10,"messages":[],"output_config":{"format":{"type":"json_schema","schema":{}}}}"#,
-            JSON,
+            capped(JSON, 10),
         ),
         (
             Anthropic,
             r#"{"max_tokens":10,"messages":[],"output_config":{"effort":"low"}}"#,
-            NOTHING,
+            capped(NOTHING, 10),
         ),
         (
             Anthropic,
             r#"{"max_tokens":10,"messages":[],"output_format":{"type":"json_schema","schema":{}}}"#,
-            JSON,
+            capped(JSON, 10),
         ),
         (
             Anthropic,
             r#"{"max_tokens":10,"messages":[],"response_format":{"type":"json_object"}}"#,
-            NOTHING,
+            capped(NOTHING, 10),
         ),
+        // The client's cap on the answer, each format's own field.
+        (
+            Chat,
+            r#"{"messages":[],"max_tokens":1}"#,
+            capped(NOTHING, 1),
+        ),
+        (
+            Chat,
+            r#"{"messages":[],"max_tokens":900,"max_completion_tokens":5}"#,
+            capped(NOTHING, 5),
+        ),
+        (Chat, r#"{"messages":[],"max_tokens":null}"#, NOTHING),
+        (Chat, r#"{"messages":[],"max_tokens":"5"}"#, NOTHING),
+        (Chat, r#"{"messages":[],"max_output_tokens":5}"#, NOTHING),
+        (
+            Responses,
+            r#"{"input":"hi","max_output_tokens":16}"#,
+            capped(NOTHING, 16),
+        ),
+        (Responses, r#"{"input":"hi","max_tokens":16}"#, NOTHING),
         // Unreadable: nothing expected.
         (Chat, "", NOTHING),
         (Chat, "not json", NOTHING),

@@ -26,6 +26,7 @@ pub(super) struct RawEscalation {
 #[serde(deny_unknown_fields)]
 struct RawChecks {
     truncated: Option<bool>,
+    tight_limit_tokens: Option<u64>,
     empty: Option<bool>,
     refusal_regex: Option<String>,
     invalid_json: Option<bool>,
@@ -168,6 +169,10 @@ fn positive(path: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigE
     }
 }
 
+/// Client token caps under this are taken as intended (labels, one-word answers); see
+/// [`AnswerChecks::tight_limit_tokens`].
+pub const DEFAULT_TIGHT_LIMIT_TOKENS: u64 = 128;
+
 /// Without a `checks` object only failures escalate; each check is opt-in.
 fn checks(raw: Option<RawChecks>) -> Result<AnswerChecks, ConfigError> {
     let Some(raw) = raw else {
@@ -197,6 +202,7 @@ fn checks(raw: Option<RawChecks>) -> Result<AnswerChecks, ConfigError> {
     }
     Ok(AnswerChecks {
         truncated: raw.truncated.unwrap_or(false),
+        tight_limit_tokens: raw.tight_limit_tokens.unwrap_or(DEFAULT_TIGHT_LIMIT_TOKENS),
         empty: raw.empty.unwrap_or(false),
         refusal,
         invalid_json: raw.invalid_json.unwrap_or(false),
@@ -241,3 +247,6 @@ fn breaker(raw: Option<RawBreaker>) -> Result<BreakerSettings, ConfigError> {
     }
     Ok(settings)
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,11 +38,13 @@ const HOLD_ALL: usize = 1 << 20;
 const NOTHING: Expectations = Expectations {
     json_output: false,
     tools: false,
+    output_limit: None,
 };
 
 fn all_checks() -> AnswerChecks {
     AnswerChecks {
         truncated: true,
+        tight_limit_tokens: 128,
         empty: true,
         refusal: Some(regex::Regex::new(r"(?i)^\s*(I'm sorry|I can(?:not|'t) help)").unwrap()),
         invalid_json: true,
@@ -285,6 +287,43 @@ fn a_short_truncated_stream_escalates_at_its_end_and_a_released_one_does_not() {
     }
 }
 
+/// A stream cut at the client's own tight cap is released like a healthy one; Anthropic's
+/// context-window stop is still a weak cut.
+#[test]
+fn a_short_stream_cut_at_a_tight_client_limit_is_released() {
+    let capped = Expectations {
+        output_limit: Some(8),
+        ..NOTHING
+    };
+    for (format, stream) in [
+        (Chat, CHAT_TRUNCATE),
+        (Responses, RESPONSES_TRUNCATE),
+        (Anthropic, ANTHROPIC_TRUNCATE),
+    ] {
+        let verdicts = run(
+            format,
+            HOLD_ALL,
+            capped,
+            &all_checks(),
+            &[stream.as_bytes()],
+        );
+        assert_eq!(verdicts, [Hold, Release], "{format:?}");
+    }
+    let context_window = ANTHROPIC_TRUNCATE.replace(
+        "\"stop_reason\":\"max_tokens\"",
+        "\"stop_reason\":\"model_context_window_exceeded\"",
+    );
+    assert_ne!(context_window, ANTHROPIC_TRUNCATE);
+    let verdicts = run(
+        Anthropic,
+        HOLD_ALL,
+        capped,
+        &all_checks(),
+        &[context_window.as_bytes()],
+    );
+    assert_eq!(verdicts, [Hold, Escalate(Weakness::Truncated)]);
+}
+
 #[test]
 fn a_truncated_stream_without_content_is_truncated_not_empty() {
     let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"\",\"role\":\"assistant\"},\"finish_reason\":null,\"index\":0}]}\n\n\
@@ -341,6 +380,7 @@ fn broken_tool_arguments_in_a_short_stream_escalate_at_its_end() {
     let tools = Expectations {
         json_output: false,
         tools: true,
+        output_limit: None,
     };
     // The mock's last piece of arguments is `minated`: closing the string and the object fixes them.
     let fixed = |stream: &str| stream.replace(r#"minated""#, r#"minated\"}""#);
@@ -406,6 +446,7 @@ fn invalid_json_in_a_short_stream_escalates_at_its_end() {
     let json = Expectations {
         json_output: true,
         tools: false,
+        output_limit: None,
     };
     let fixed = CHAT_BADJSON.replace(r#"\"unterminated""#, r#"\"done\"}""#);
     assert_ne!(fixed, CHAT_BADJSON);
