@@ -6,11 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use crate::format::ApiFormat;
+use crate::format::{ApiFormat, ParsedRequest};
 
 mod json;
 pub(crate) mod shapes;
@@ -90,86 +86,18 @@ impl Weakness {
     }
 }
 
-/// Reads what the request asks of the answer from the client's request body; a body that can't be
-/// read expects nothing.
-pub fn expectations(format: ApiFormat, request_body: &[u8]) -> Expectations {
-    /// The fields of all three formats, each read only if it is the format's own: another
-    /// format's field of any type must not make the body unreadable.
-    #[derive(Deserialize)]
-    struct Request<'a> {
-        #[serde(borrow, default)]
-        response_format: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        text: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        output_config: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        output_format: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        tools: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        functions: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        max_tokens: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        max_completion_tokens: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        max_output_tokens: Option<&'a RawValue>,
-    }
-    #[derive(Deserialize)]
-    struct Spec<'a> {
-        #[serde(rename = "type", borrow, default)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        format: Option<&'a RawValue>,
-    }
-    fn spec(raw: Option<&RawValue>) -> Option<Spec<'_>> {
-        serde_json::from_str(raw?.get()).ok()
-    }
-    /// `{"type": "json_object" | "json_schema"}`.
-    fn asks_json(raw: Option<&RawValue>) -> bool {
-        spec(raw)
-            .is_some_and(|spec| matches!(spec.kind.as_deref(), Some("json_object" | "json_schema")))
-    }
-    /// `{"format": {"type": "json_object" | "json_schema"}}`.
-    fn format_asks_json(raw: Option<&RawValue>) -> bool {
-        asks_json(spec(raw).and_then(|spec| spec.format))
-    }
-    /// A token count; anything else (null, a string) is no limit.
-    fn tokens(raw: Option<&RawValue>) -> Option<u64> {
-        serde_json::from_str(raw?.get()).ok()
-    }
-    /// A non-empty array (its elements are skipped, not kept).
-    fn non_empty(raw: Option<&RawValue>) -> bool {
-        raw.and_then(|raw| serde_json::from_str::<First<IgnoredAny>>(raw.get()).ok())
-            .is_some_and(|first| first.0.is_some())
-    }
-
-    if !starts_an_object(request_body) {
-        return Expectations::default();
-    }
-    let Ok(request) = serde_json::from_slice::<Request>(request_body) else {
-        return Expectations::default();
-    };
-    match format {
-        ApiFormat::OpenAiChat => Expectations {
-            json_output: asks_json(request.response_format),
-            tools: non_empty(request.tools) || non_empty(request.functions),
-            output_limit: tokens(request.max_completion_tokens).or(tokens(request.max_tokens)),
-        },
-        ApiFormat::OpenAiResponses => Expectations {
-            json_output: format_asks_json(request.text),
-            tools: non_empty(request.tools),
-            output_limit: tokens(request.max_output_tokens),
-        },
-        // `output_config.format` is the generally available structured outputs field,
-        // `output_format` the beta one.
-        ApiFormat::AnthropicMessages => Expectations {
-            json_output: format_asks_json(request.output_config)
-                || asks_json(request.output_format),
-            tools: non_empty(request.tools),
-            output_limit: tokens(request.max_tokens),
-        },
+impl Expectations {
+    /// What the request asks of the answer, read from the parse the routing decision made (so the
+    /// body is parsed once, and a body the router could not read is never escalated anyway).
+    pub fn of(request: &ParsedRequest) -> Expectations {
+        Expectations {
+            json_output: request.json_output,
+            tools: request.tools_defined > 0,
+            output_limit: request
+                .max_output_tokens
+                .filter(|tokens| tokens.is_finite() && *tokens >= 0.0)
+                .map(|tokens| tokens as u64),
+        }
     }
 }
 

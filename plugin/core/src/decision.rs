@@ -1,3 +1,5 @@
+use crate::answer::Expectations;
+
 /// Why a request was sent to the default tier without being scored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailOpen {
@@ -57,6 +59,9 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// The request asked for a streamed answer.
     pub stream: bool,
+    /// What the request asks of the answer (JSON, tool calls, a token cap), for the checks of an
+    /// escalation; nothing for a body the router could not read.
+    pub expect: Expectations,
 }
 
 impl Decision {
@@ -113,6 +118,7 @@ mod tests {
             cause,
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
             stream: false,
+            expect: Expectations::default(),
         }
     }
 

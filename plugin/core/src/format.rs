@@ -456,10 +456,17 @@ struct ReasoningSpec<'a> {
     effort: Option<Cow<'a, str>>,
 }
 
+/// Responses `text` and Anthropic `output_config`: both name the output format in `format`.
 #[derive(Deserialize)]
 struct TextSpec<'a> {
     #[serde(borrow, default)]
     format: Option<TypeOnly<'a>>,
+}
+
+impl TextSpec<'_> {
+    fn asks_json(&self) -> bool {
+        self.format.as_ref().is_some_and(TypeOnly::asks_json)
+    }
 }
 
 impl<'a> ResponsesBody<'a> {
@@ -491,10 +498,7 @@ impl<'a> ResponsesBody<'a> {
             .reasoning
             .and_then(|reasoning| reasoning.effort)
             .and_then(|effort| effort_level(&effort));
-        request.json_output = self
-            .text
-            .and_then(|text| text.format)
-            .is_some_and(|format| format.asks_json());
+        request.json_output = self.text.is_some_and(|text| text.asks_json());
         request.stream = self.stream.unwrap_or(false);
         builder.request
     }
@@ -516,6 +520,9 @@ struct AnthropicBody<'a> {
     max_tokens: Option<f64>,
     #[serde(borrow, default)]
     thinking: Option<ThinkingSpec<'a>>,
+    /// Structured outputs: `output_config.format`, or the beta's `output_format`.
+    #[serde(borrow, default)]
+    output_config: Option<TextSpec<'a>>,
     #[serde(borrow, default)]
     output_format: Option<TypeOnly<'a>>,
     #[serde(default)]
@@ -562,7 +569,8 @@ impl<'a> AnthropicBody<'a> {
         request.model = self.model;
         request.max_output_tokens = self.max_tokens;
         request.reasoning_effort = self.thinking.and_then(|thinking| thinking.effort());
-        request.json_output = self.output_format.is_some_and(|format| format.asks_json());
+        request.json_output = self.output_config.is_some_and(|config| config.asks_json())
+            || self.output_format.is_some_and(|format| format.asks_json());
         request.stream = self.stream.unwrap_or(false);
         builder.request
     }

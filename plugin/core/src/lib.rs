@@ -23,7 +23,7 @@ mod stream_watch;
 mod upstream;
 mod usage;
 
-pub use answer::{check_answer, expectations, AnswerChecks, Expectations, Weakness};
+pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use config::{Config, ConfigError, EscalationPolicy, Override};
 pub use decision::{Cause, Decision, FailOpen};

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::answer::Expectations;
 use crate::config::{Condition, Config};
 use crate::decision::{Cause, Decision, FailOpen};
 use crate::format::{parse_request, probe_model, ApiFormat, ModelField, ParsedRequest};
@@ -56,6 +57,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
     let requested = Requested::of(config, field);
     let request = parsed.as_ref().ok();
     let stream = request.is_some_and(|request| request.stream);
+    let expect = request.map(Expectations::of).unwrap_or_default();
 
     let decision = |tier: usize, score: Option<f64>, cause: Cause, reasons: Vec<String>| {
         let model = if requested.routable {
@@ -79,6 +81,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
             cause,
             reasons,
             stream,
+            expect,
         }
     };
 
@@ -187,6 +190,7 @@ pub fn fail_open(config: &Config, cause: FailOpen) -> Decision {
         cause: Cause::FailOpen(cause),
         reasons: vec![format!("fail_open:{}", cause.as_str())],
         stream: false,
+        expect: Expectations::default(),
     }
 }
 

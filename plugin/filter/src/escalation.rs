@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use proxy_wasm::types::{Action, BufferType, MapType};
 use triage_core::{
-    check_answer, expectations, failure_cause, Applied, Cause, Decision, Escalation, Expectations,
-    StreamVerdict, StreamWatch, Usage, UsageReader, Weakness,
+    check_answer, failure_cause, Applied, Cause, Decision, Escalation, Expectations, StreamVerdict,
+    StreamWatch, Usage, UsageReader, Weakness,
 };
 
 use crate::host;
@@ -172,7 +172,7 @@ impl TriageRequest {
             }
         };
         Some(Retry {
-            expect: expectations(pending.format, &body),
+            expect: decision.expect,
             body,
             headers,
             tier,

@@ -132,7 +132,12 @@ fn streaming(path: &'static str) -> Client {
 fn native_release(config: &str, client: &Client, chunks: &[&[u8]]) -> Option<usize> {
     let config = Config::from_json(config.as_bytes()).unwrap();
     let policy = config.escalation().unwrap();
-    let expect = triage_core::expectations(client.format(), client.body.as_bytes());
+    let head = triage_core::RequestHead {
+        format: client.format(),
+        path: client.path,
+        headers: &[],
+    };
+    let expect = triage_core::decide(&config, &head, client.body.as_bytes()).expect;
     let mut watch = StreamWatch::new(
         client.format(),
         policy.stream_hold_bytes,

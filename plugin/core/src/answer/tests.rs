@@ -903,7 +903,6 @@ fn expectations_read_the_request() {
             capped(NOTHING, 5),
         ),
         (Chat, r#"{"messages":[],"max_tokens":null}"#, NOTHING),
-        (Chat, r#"{"messages":[],"max_tokens":"5"}"#, NOTHING),
         (Chat, r#"{"messages":[],"max_output_tokens":5}"#, NOTHING),
         (
             Responses,
@@ -911,38 +910,45 @@ fn expectations_read_the_request() {
             capped(NOTHING, 16),
         ),
         (Responses, r#"{"input":"hi","max_tokens":16}"#, NOTHING),
-        // Unreadable: nothing expected.
-        (Chat, "", NOTHING),
-        (Chat, "not json", NOTHING),
-        (
-            Chat,
-            r#"[{"response_format":{"type":"json_object"}}]"#,
-            NOTHING,
-        ),
-        // A field of an unexpected type asks nothing, and spoils nothing else.
-        (Chat, r#"{"response_format":"json","tools":[{}]}"#, TOOLS),
-        (
-            Chat,
-            r#"{"text":"hi","output_config":7,"response_format":{"type":"json_object"}}"#,
-            JSON,
-        ),
-        (
-            Responses,
-            r#"{"input":"hi","text":"plain","tools":{"a":1}}"#,
-            NOTHING,
-        ),
-        (
-            Chat,
-            r#"{"response_format":{"type":"json_object"},"tools":[{}]"#,
-            NOTHING,
-        ),
     ];
     for (format, body, expected) in cases {
-        assert_eq!(
-            expectations(*format, body.as_bytes()),
-            *expected,
-            "{format:?} {body}"
+        let request = crate::format::parse_request(*format, body.as_bytes()).unwrap();
+        assert_eq!(Expectations::of(&request), *expected, "{format:?} {body}");
+    }
+}
+
+/// The decision carries the expectations of the body it parsed; a body the router cannot read
+/// fails open (never escalated) and expects nothing.
+#[test]
+fn the_decision_carries_what_the_request_expects() {
+    let config = crate::Config::default();
+    let decide = |body: &str| {
+        let head = crate::RequestHead {
+            format: Chat,
+            path: "/v1/chat/completions",
+            headers: &[],
+        };
+        crate::decide(&config, &head, body.as_bytes())
+    };
+    let asked = decide(
+        r#"{"model":"auto","messages":[{"role":"user","content":"hi"}],"max_tokens":3,
+            "response_format":{"type":"json_object"}}"#,
+    );
+    assert_eq!(asked.expect, capped(JSON, 3));
+    for unreadable in [
+        "",
+        "not json",
+        r#"[{"response_format":{"type":"json_object"}}]"#,
+        r#"{"messages":[],"max_tokens":"5"}"#,
+        r#"{"response_format":"json","tools":[{}],"messages":[]}"#,
+        r#"{"response_format":{"type":"json_object"},"tools":[{}]"#,
+    ] {
+        let decision = decide(unreadable);
+        assert!(
+            matches!(decision.cause, crate::Cause::FailOpen(_)),
+            "{unreadable}"
         );
+        assert_eq!(decision.expect, NOTHING, "{unreadable}");
     }
 }
 

@@ -207,6 +207,24 @@ fn anthropic_tool_use_results_images_thinking() {
     );
 }
 
+/// Anthropic's generally available structured outputs (`output_config.format`) ask for JSON like
+/// the beta's `output_format`; `output_config` without a JSON format (an effort) does not.
+#[test]
+fn anthropic_output_config_format_asks_for_json() {
+    let json = |extra: &str| {
+        let body = format!(
+            r#"{{"model":"auto","max_tokens":64,{extra}"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        parse(ApiFormat::AnthropicMessages, &body).json_output
+    };
+    assert!(json(
+        r#""output_config":{"format":{"type":"json_schema","schema":{}}},"#
+    ));
+    assert!(!json(r#""output_config":{"effort":"low"},"#));
+    assert!(!json(r#""output_config":{"format":{"type":"text"}},"#));
+    assert!(!json(""));
+}
+
 #[test]
 fn thinking_budget_maps_to_effort() {
     let cases = [
