@@ -10,8 +10,10 @@ use triage_learn::plot;
 
 /// Runs the filter's decision on every row of each dataset file and prints, per file and for all of
 /// them: tier shares; quality and cost of the router, each always-one-tier policy, a random mix at the
-/// same cost, prompt length at the same tier shares and the oracle; APGR and CPT(50%/80%) of the score
-/// between the cheapest and the dearest tier.
+/// same cost, prompt length at the same tier shares and the oracle; APGR (with its 95% bootstrap
+/// interval, and the router's paired lead over prompt length) and CPT(50%/80%) of the score between
+/// the cheapest and the dearest tier; and, for rows that keep every model's outcome (RouterBench), the
+/// other-models reference, which is no router but a bound on what routing by difficulty could do.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
     /// Routing-dataset files (JSON lines).

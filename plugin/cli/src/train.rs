@@ -175,6 +175,7 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
             .map(|p| p.display().to_string())
             .collect(),
         command: command_line(),
+        bootstrap: defaults.bootstrap,
     };
     let progress = progress_bar();
     let trained = train::train(&sources, &options, &progress).map_err(|e| e.to_string())?;

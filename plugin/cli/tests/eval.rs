@@ -7,6 +7,10 @@ mod common;
 use common::{triage, TempDir};
 
 fn row(id: &str, prompt: &str, small: f64, frontier: f64) -> String {
+    row_value(id, prompt, small, frontier).to_string()
+}
+
+fn row_value(id: &str, prompt: &str, small: f64, frontier: f64) -> Value {
     serde_json::json!({
         "id": id,
         "source": "test",
@@ -16,7 +20,24 @@ fn row(id: &str, prompt: &str, small: f64, frontier: f64) -> String {
             "frontier": {"model": "f", "quality": frontier, "cost_usd": 0.01}
         }
     })
-    .to_string()
+}
+
+/// A RouterBench-like row: `all_models` holds the tier models "s" and "f" and `others` more, each of
+/// which answers like the small tier.
+fn row_with_models(id: &str, prompt: &str, small: f64, others: usize) -> String {
+    let mut value = row_value(id, prompt, small, 1.0);
+    let mut models = serde_json::Map::new();
+    for model in ["s".to_string(), "f".to_string()]
+        .into_iter()
+        .chain((0..others).map(|k| format!("other-{k}")))
+    {
+        models.insert(
+            model,
+            serde_json::json!({"quality": small, "cost_usd": 0.002}),
+        );
+    }
+    value["all_models"] = Value::Object(models);
+    value.to_string()
 }
 
 fn dataset() -> String {
@@ -138,4 +159,62 @@ fn tables_by_default_and_errors_name_the_problem() {
     let output = triage(&["eval", "--data", &broken]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("broken.jsonl:1"));
+}
+
+#[test]
+fn intervals_and_the_other_models_reference_where_rows_have_every_model() {
+    let dir = TempDir::new("reference");
+    let bench: Vec<String> = (0..24)
+        .map(|i| {
+            let prompt = format!("question {i}: {}", "more words ".repeat(i % 5));
+            row_with_models(
+                &format!("b{i}"),
+                &prompt,
+                f64::from(u8::from(i % 3 != 0)),
+                8,
+            )
+        })
+        .collect();
+    let bench = dir.write("bench.jsonl", &bench.join("\n"));
+    let plain = dir.write("plain.jsonl", &dataset());
+    let output = triage(&["eval", "--data", &bench, &plain, "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let datasets = report["datasets"].as_array().unwrap();
+    let reference = &datasets[0]["other_models_reference"];
+    // The other models fail exactly where small does: the reference ranks like the oracle.
+    assert_eq!(reference["models_per_row"], serde_json::json!([8, 8]));
+    assert_eq!(reference["sweep"]["auc"], 1.0);
+    assert!(reference["same_shares"]["quality"].is_f64(), "{reference}");
+    // Rows without all_models, and "all" with some of them: no reference.
+    assert!(datasets[1]["other_models_reference"].is_null());
+    assert!(datasets[2]["other_models_reference"].is_null());
+    let sweep = &datasets[0]["sweep"];
+    let (low, high) = (
+        sweep["router"]["apgr_interval"]["low"].as_f64().unwrap(),
+        sweep["router"]["apgr_interval"]["high"].as_f64().unwrap(),
+    );
+    let apgr = sweep["router"]["apgr"].as_f64().unwrap();
+    assert!(low <= apgr && apgr <= high, "{sweep}");
+    assert!(sweep["router_minus_length"]["estimate"].is_f64(), "{sweep}");
+    assert_eq!(
+        sweep["bootstrap"],
+        serde_json::json!({"resamples": 1000, "seed": 1})
+    );
+
+    let output = triage(&["eval", "--data", &bench]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for needle in [
+        "other-models-same-shares*",
+        "* other-models reference (knows 8 other models' results per item; not a deployable router)",
+        "router - prompt length APGR:",
+        "95% CI: percentile bootstrap over rows, 1000 resamples, seed 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
 }

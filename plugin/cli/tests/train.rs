@@ -74,6 +74,10 @@ fn train_writes_a_deterministic_model_with_its_provenance() {
         report.contains("buckets    1024"),
         "the grid is reported: {report}"
     );
+    assert!(
+        report.contains("APGR 95% CI") && report.contains("1000 resamples, seed 1"),
+        "the chosen point's intervals are reported: {report}"
+    );
 
     let bytes = std::fs::read(first.path("model.json")).unwrap();
     assert!(train_in(&second).status.success());
@@ -101,6 +105,15 @@ fn train_writes_a_deterministic_model_with_its_provenance() {
     assert_eq!(cv["rows"], 120);
     // The proofs are separable from the lookups: the out-of-fold AUC is high.
     assert!(cv["model"]["auc"].as_f64().unwrap() > 0.8, "{cv}");
+    let apgr = cv["model"]["apgr"].as_f64().unwrap();
+    let interval = &cv["model_apgr_interval"];
+    assert!(
+        interval["low"].as_f64().unwrap() <= apgr && apgr <= interval["high"].as_f64().unwrap(),
+        "{cv}"
+    );
+    assert!(cv["model_minus_length_apgr"]["estimate"].is_f64(), "{cv}");
+    assert_eq!(meta["intervals"]["resamples"], 1000);
+    assert_eq!(meta["intervals"]["level"], 0.95);
     let share = meta["thresholds"]["operating_point"]["tiers"][2]["share"]
         .as_f64()
         .unwrap();

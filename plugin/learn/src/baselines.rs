@@ -221,6 +221,23 @@ pub fn by_rank(
     })
 }
 
+/// Fewest other models (beside the tiers' own) a row needs for the other-models reference.
+pub const MIN_OTHER_MODELS: usize = 3;
+
+/// The other-models reference score of a row: the share of the models in its `all_models` that
+/// answer none of its tiers that fail it, `1 - their mean quality`. It knows how other LLMs fared
+/// on this exact item, which no router reading the text can, so it is not a deployable router: it
+/// shows how far routing on the item's difficulty could go. None with fewer than
+/// [`MIN_OTHER_MODELS`] other models.
+pub fn other_models_failing(row: &Row) -> Option<f64> {
+    let (mut models, mut quality) = (0usize, 0.0);
+    for outcome in row.other_models() {
+        models += 1;
+        quality += outcome.quality;
+    }
+    (models >= MIN_OTHER_MODELS).then(|| 1.0 - quality / models as f64)
+}
+
 /// Prompt length: the text bytes of every system and conversation message of the request (OpenAI
 /// chat, as datasets hold it), or the body's length when it does not parse.
 pub fn prompt_length(row: &Row) -> f64 {
@@ -259,6 +276,7 @@ pub(crate) mod tests {
                     (tier.to_string(), outcome)
                 })
                 .collect::<BTreeMap<_, _>>(),
+            all_models: BTreeMap::new(),
         }
     }
 
@@ -385,6 +403,30 @@ pub(crate) mod tests {
             (1.0 + 0.5 + 1.0) / 3.0,
             (1.0 + 5.5 + 10.0) / 3.0
         ));
+    }
+
+    #[test]
+    fn the_reference_counts_only_models_that_answer_no_tier() {
+        let mut with_others = row("x", "abc", &[("small", 0.0, 1.0), ("frontier", 1.0, 9.0)]);
+        assert_eq!(other_models_failing(&with_others), None);
+        let outcome = |quality| crate::dataset::ModelOutcome {
+            quality,
+            cost_usd: 1.0,
+        };
+        // The tier models are left out however they fared; two others are too few.
+        with_others.all_models = [
+            ("small-model", outcome(0.0)),
+            ("frontier-model", outcome(1.0)),
+            ("a", outcome(1.0)),
+            ("b", outcome(0.0)),
+        ]
+        .into_iter()
+        .map(|(model, outcome)| (model.to_string(), outcome))
+        .collect();
+        assert_eq!(other_models_failing(&with_others), None);
+        with_others.all_models.insert("c".into(), outcome(0.5));
+        with_others.all_models.insert("d".into(), outcome(0.0));
+        assert_eq!(other_models_failing(&with_others), Some(1.0 - 1.5 / 4.0));
     }
 
     #[test]

@@ -20,6 +20,13 @@ pub struct Outcome {
     pub cost_estimated: bool,
 }
 
+/// One model's outcome on a row, beside the tiers' (RouterBench rows keep all 11 models').
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ModelOutcome {
+    pub quality: f64,
+    pub cost_usd: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Row {
     pub id: String,
@@ -28,6 +35,9 @@ pub struct Row {
     pub request: String,
     /// Outcome per tier name; a dataset may lack a tier (two-model sets have no `mid`).
     pub outcomes: BTreeMap<String, Outcome>,
+    /// Every model's outcome on this prompt, by model name, tier models included; empty when the
+    /// dataset has none.
+    pub all_models: BTreeMap<String, ModelOutcome>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +48,8 @@ struct RawRow<'a> {
     #[serde(borrow)]
     request: &'a RawValue,
     outcomes: BTreeMap<String, Outcome>,
+    #[serde(default)]
+    all_models: BTreeMap<String, ModelOutcome>,
 }
 
 impl Row {
@@ -71,6 +83,14 @@ impl Row {
             .filter(|tier| self.outcomes.contains_key(*tier));
         let cheapest = present.next()?;
         Some((cheapest, present.next_back().unwrap_or(cheapest)))
+    }
+
+    /// The outcomes in `all_models` of the models that answer none of the row's tiers.
+    pub fn other_models(&self) -> impl Iterator<Item = &ModelOutcome> {
+        self.all_models
+            .iter()
+            .filter(|(model, _)| !self.outcomes.values().any(|tier| tier.model == **model))
+            .map(|(_, outcome)| outcome)
     }
 }
 
@@ -110,6 +130,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, DatasetError> {
             source: raw.source,
             request: raw.request.get().to_string(),
             outcomes: raw.outcomes,
+            all_models: raw.all_models,
         });
     }
     Ok(rows)
@@ -136,6 +157,7 @@ mod tests {
                     (tier.to_string(), outcome)
                 })
                 .collect(),
+            all_models: BTreeMap::new(),
         }
     }
 
@@ -173,6 +195,18 @@ mod tests {
         let rows = read_rows(&path).unwrap();
         assert_eq!(rows[0].request, r#"{"model":"auto","messages":[]}"#);
         assert_eq!(rows[0].outcomes["small"].quality, 1.0);
+        assert!(rows[0].all_models.is_empty(), "all_models is optional");
+        let with_models = r#"{"id":"b","request":{},"outcomes":{"small":{"model":"m","quality":0.0,"cost_usd":0.1}},"all_models":{"m":{"quality":0.0,"cost_usd":0.1},"other":{"quality":1.0,"cost_usd":0.5}}}"#;
+        std::fs::write(&path, format!("{with_models}\n")).unwrap();
+        let rows = read_rows(&path).unwrap();
+        let other = ModelOutcome {
+            quality: 1.0,
+            cost_usd: 0.5,
+        };
+        assert_eq!(rows[0].all_models.len(), 2);
+        assert_eq!(rows[0].all_models["other"], other);
+        // "m" answers the small tier: not another model.
+        assert_eq!(rows[0].other_models().collect::<Vec<_>>(), vec![&other]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

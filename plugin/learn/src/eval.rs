@@ -14,11 +14,21 @@
 //! `unscored_excluded`; they still count at their decided tier in the router's quality, cost and
 //! shares. Beside RouteLLM's APGR (PGR averaged over the share of strong calls) the sweep reports
 //! APGR by cost (PGR averaged over the mean cost), since dataset costs vary per row.
+//!
+//! Each APGR carries a 95% bootstrap interval over the swept rows, and the router's lead over prompt
+//! length a paired one ([`crate::bootstrap`]): differences of 0.01 are within the noise of a few
+//! thousand rows.
+//!
+//! Rows that keep every model's outcome (RouterBench's `all_models`) get the other-models reference
+//! ([`baselines::other_models_failing`]): a score that knows how the other LLMs fared on each exact
+//! item. It is not a router anyone could deploy; it shows how much of the gap routing on an item's
+//! difficulty could close at all, which bounds what to expect of a router reading the text.
 
 use serde::Serialize;
 use triage_core::{decide, ApiFormat, Cause, Config, RequestHead};
 
 use crate::baselines::{self, EvalError, Mean};
+use crate::bootstrap::{self, Bootstrap, Difference, Interval};
 use crate::dataset::{Row, DATASET_TIERS};
 use crate::metrics::{self, Scored, SweepPoint};
 
@@ -111,11 +121,12 @@ pub struct Policy {
     pub cost_vs_top: f64,
 }
 
-/// APGR, CPT(50%), CPT(80%) and AUC of one score between the cheapest and the dearest tier, and APGR
-/// over cost ([`metrics::apgr_by_cost`]).
+/// APGR with its 95% bootstrap interval, CPT(50%), CPT(80%) and AUC of one score between the
+/// cheapest and the dearest tier, and APGR over cost ([`metrics::apgr_by_cost`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SweepMetrics {
     pub apgr: Option<f64>,
+    pub apgr_interval: Option<Interval>,
     pub apgr_by_cost: Option<f64>,
     pub cpt50: Option<f64>,
     pub cpt80: Option<f64>,
@@ -123,9 +134,10 @@ pub struct SweepMetrics {
 }
 
 impl SweepMetrics {
-    fn of(rows: &[Scored]) -> SweepMetrics {
+    fn of(rows: &[Scored], apgr_interval: Option<Interval>) -> SweepMetrics {
         SweepMetrics {
             apgr: metrics::apgr(rows),
+            apgr_interval,
             apgr_by_cost: metrics::apgr_by_cost(rows),
             cpt50: metrics::cpt(rows, 0.5),
             cpt80: metrics::cpt(rows, 0.8),
@@ -137,6 +149,7 @@ impl SweepMetrics {
     pub fn random() -> SweepMetrics {
         SweepMetrics {
             apgr: Some(0.5),
+            apgr_interval: None,
             apgr_by_cost: Some(0.5),
             cpt50: Some(0.5),
             cpt80: Some(0.8),
@@ -153,6 +166,33 @@ pub struct Sweep {
     pub router: SweepMetrics,
     pub prompt_length: SweepMetrics,
     pub random: SweepMetrics,
+    /// The router's APGR minus prompt length's on the same rows, with its paired interval.
+    pub router_minus_length: Option<Difference>,
+    /// How the intervals were drawn.
+    pub bootstrap: Bootstrap,
+}
+
+/// The other-models reference ([`baselines::other_models_failing`]) of rows that keep every model's
+/// outcome: its score sweep, and the rows ranked by it into the router's tier shares.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OtherModels {
+    /// Fewest and most other models a row has.
+    pub models_per_row: [usize; 2],
+    pub sweep: SweepMetrics,
+    pub same_shares: Policy,
+}
+
+impl OtherModels {
+    /// What the reference is, for a reader who might take it for a router.
+    pub fn label(&self) -> String {
+        let [fewest, most] = self.models_per_row;
+        let models = if fewest == most {
+            fewest.to_string()
+        } else {
+            format!("{fewest}-{most}")
+        };
+        format!("other-models reference (knows {models} other models' results per item; not a deployable router)")
+    }
 }
 
 /// The sweeps' vertices (share of strong calls, mean quality, mean cost), for plotting.
@@ -176,8 +216,30 @@ pub struct Report {
     /// Share of strong calls of `random-same-cost`.
     pub random_share_strong: f64,
     pub sweep: Sweep,
+    /// None unless every row has at least [`baselines::MIN_OTHER_MODELS`] other models.
+    pub other_models_reference: Option<OtherModels>,
     #[serde(skip)]
     pub curves: Curves,
+}
+
+impl Policy {
+    /// `mean` with its quality and cost relative to always-top-tier's `top`.
+    fn relative(name: String, mean: Mean, top: Mean) -> Policy {
+        let ratio = |value: f64, reference: f64| {
+            if reference.abs() > 0.0 {
+                value / reference
+            } else {
+                f64::NAN
+            }
+        };
+        Policy {
+            name,
+            quality: mean.quality,
+            cost_usd: mean.cost,
+            quality_vs_top: ratio(mean.quality, top.quality),
+            cost_vs_top: ratio(mean.cost, top.cost),
+        }
+    }
 }
 
 impl Report {
@@ -193,6 +255,9 @@ pub const RANDOM_BEST_MIX: &str = "random-best-mix";
 pub const RANDOM_SAME_SHARES: &str = "random-same-shares";
 pub const LENGTH_SAME_SHARES: &str = "length-same-shares";
 pub const ORACLE: &str = "oracle";
+/// The other-models reference at the router's tier shares: not among `policies`, since it is no
+/// policy a deployment could run.
+pub const OTHER_MODELS_SAME_SHARES: &str = "other-models-same-shares";
 
 /// Evaluates the router's decisions `judged` (from [`judge`], one per row) on `rows`.
 pub fn evaluate(
@@ -264,27 +329,17 @@ pub fn evaluate(
     policies.push((ORACLE.into(), baselines::oracle(rows)?));
 
     let top = baselines::always(rows, top_tier)?;
-    let ratio = |value: f64, reference: f64| {
-        if reference.abs() > 0.0 {
-            value / reference
-        } else {
-            f64::NAN
-        }
-    };
     let policies = policies
         .into_iter()
-        .map(|(name, mean)| Policy {
-            name,
-            quality: mean.quality,
-            cost_usd: mean.cost,
-            quality_vs_top: ratio(mean.quality, top.quality),
-            cost_vs_top: ratio(mean.cost, top.cost),
-        })
+        .map(|(name, mean)| Policy::relative(name, mean, top))
         .collect();
+    let reference_keys: Option<Vec<f64>> =
+        rows.iter().map(baselines::other_models_failing).collect();
 
     let mut by_score = Vec::new();
     let mut by_length = Vec::new();
-    for (row, decision) in rows.iter().zip(judged) {
+    let mut by_reference = Vec::new();
+    for (index, (row, decision)) in rows.iter().zip(judged).enumerate() {
         let Some(score) = decision.score else {
             continue;
         };
@@ -301,6 +356,12 @@ pub fn evaluate(
             score: decision.length,
             ..scored
         });
+        if let Some(keys) = &reference_keys {
+            by_reference.push(Scored {
+                score: keys[index],
+                ..scored
+            });
+        }
     }
     let router_curve = metrics::sweep(&by_score);
     let random_line = match (router_curve.first(), router_curve.last()) {
@@ -316,6 +377,7 @@ pub fn evaluate(
     let random_metrics = if by_score.is_empty() {
         SweepMetrics {
             apgr: None,
+            apgr_interval: None,
             apgr_by_cost: None,
             cpt50: None,
             cpt80: None,
@@ -324,12 +386,36 @@ pub fn evaluate(
     } else {
         SweepMetrics::random()
     };
+    // One set of resamples for every score, so the router's lead over length is paired.
+    let options = Bootstrap::default();
+    let mut scores: Vec<&[Scored]> = vec![&by_score, &by_length];
+    if reference_keys.is_some() {
+        scores.push(&by_reference);
+    }
+    let resampled = bootstrap::resample(&scores, options);
+    let interval = |score: usize| resampled.as_ref().and_then(|r| r.interval(score));
     let sweep = Sweep {
         rows: by_score.len(),
         unscored_excluded: rows.len() - by_score.len(),
-        router: SweepMetrics::of(&by_score),
-        prompt_length: SweepMetrics::of(&by_length),
+        router: SweepMetrics::of(&by_score, interval(0)),
+        prompt_length: SweepMetrics::of(&by_length, interval(1)),
         random: random_metrics,
+        router_minus_length: resampled.as_ref().and_then(|r| r.difference(0, 1)),
+        bootstrap: options,
+    };
+    let other_models_reference = match &reference_keys {
+        Some(keys) => {
+            let models = rows.iter().map(|row| row.other_models().count());
+            let fewest = models.clone().min().unwrap_or(0);
+            let most = models.max().unwrap_or(0);
+            let same_shares = baselines::by_rank(rows, keys, &tiers, &shares)?;
+            Some(OtherModels {
+                models_per_row: [fewest, most],
+                sweep: SweepMetrics::of(&by_reference, interval(2)),
+                same_shares: Policy::relative(OTHER_MODELS_SAME_SHARES.into(), same_shares, top),
+            })
+        }
+        None => None,
     };
     Ok(Report {
         dataset: dataset.to_string(),
@@ -347,6 +433,7 @@ pub fn evaluate(
         policies,
         random_share_strong,
         sweep,
+        other_models_reference,
         curves: Curves {
             router: router_curve,
             prompt_length: metrics::sweep(&by_length),
@@ -412,7 +499,14 @@ pub fn render_text(reports: &[Report]) -> String {
             format!("cost vs always-{top}"),
         ];
         let mut lines = vec![header];
-        for policy in &report.policies {
+        let reference = report.other_models_reference.as_ref();
+        let reference_policy = reference.map(|r| (&r.same_shares, REFERENCE_MARK));
+        for (policy, mark) in report
+            .policies
+            .iter()
+            .map(|policy| (policy, ""))
+            .chain(reference_policy)
+        {
             let name = if policy.name == RANDOM_SAME_COST {
                 format!(
                     "{} ({} strong)",
@@ -420,7 +514,7 @@ pub fn render_text(reports: &[Report]) -> String {
                     percent(Some(report.random_share_strong))
                 )
             } else {
-                policy.name.clone()
+                format!("{}{mark}", policy.name)
             };
             lines.push([
                 name,
@@ -439,19 +533,27 @@ pub fn render_text(reports: &[Report]) -> String {
         let mut lines = vec![[
             "score".to_string(),
             "APGR".into(),
+            "95% CI".into(),
             "APGR by cost".into(),
             "CPT(50%)".into(),
             "CPT(80%)".into(),
             "AUC".into(),
         ]];
-        for (name, metrics) in [
+        let reference_sweep = reference.map(|r| (REFERENCE_SCORE, &r.sweep));
+        let scores = [
             ("router", &sweep.router),
             ("prompt length", &sweep.prompt_length),
-            ("random", &sweep.random),
-        ] {
+        ]
+        .into_iter()
+        .chain(reference_sweep)
+        .chain([("random", &sweep.random)]);
+        for (name, metrics) in scores {
             lines.push([
                 name.to_string(),
                 fixed(metrics.apgr),
+                metrics
+                    .apgr_interval
+                    .map_or_else(String::new, |i| format!("[{:.3}, {:.3}]", i.low, i.high)),
                 fixed(metrics.apgr_by_cost),
                 percent(metrics.cpt50),
                 percent(metrics.cpt80),
@@ -459,10 +561,24 @@ pub fn render_text(reports: &[Report]) -> String {
             ]);
         }
         out.push_str(&table(&lines));
+        if let Some(d) = &sweep.router_minus_length {
+            out.push_str(&format!(
+                "router - prompt length APGR: {:+.3} [{:+.3}, {:+.3}] (paired)\n",
+                d.estimate, d.low, d.high
+            ));
+        }
+        out.push_str(&format!("95% CI: {}\n", sweep.bootstrap));
+        if let Some(reference) = reference {
+            out.push_str(&format!("{REFERENCE_MARK} {}\n", reference.label()));
+        }
         out.push('\n');
     }
     out
 }
+
+/// Marks the other-models reference's lines, which the label under the tables explains.
+const REFERENCE_MARK: &str = "*";
+const REFERENCE_SCORE: &str = "other-models reference*";
 
 /// Left-aligned first column, right-aligned numbers, two spaces between columns.
 fn table<const N: usize>(lines: &[[String; N]]) -> String {

@@ -2,6 +2,7 @@
 //! datasets in, models, thresholds and reports out. Never part of the filter.
 
 pub mod baselines;
+pub mod bootstrap;
 pub mod calibrate;
 pub mod dataset;
 pub mod eval;
@@ -10,4 +11,5 @@ pub mod logistic;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+mod rng;
 pub mod train;

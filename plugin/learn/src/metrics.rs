@@ -92,7 +92,7 @@ pub fn sweep(rows: &[Scored]) -> Vec<SweepPoint> {
     points
 }
 
-fn same_score(a: f64, b: f64) -> bool {
+pub(crate) fn same_score(a: f64, b: f64) -> bool {
     a == b || a.total_cmp(&b) == Ordering::Equal
 }
 

@@ -18,6 +18,10 @@
 //!    the same out-of-fold probabilities.
 //! 5. The final model is the winner refitted on every row.
 //!
+//! The winner's out-of-fold APGR gets a 95% bootstrap interval per source, and so does its lead over
+//! prompt length (paired: the same resampled rows for both), since differences of 0.01 between grid
+//! points or fold seeds are within the noise; only the winner, so the grid search pays nothing.
+//!
 //! Deterministic for a seed: fits are single-threaded and their results are collected in job order
 //! whichever thread ran them.
 
@@ -31,10 +35,12 @@ use triage_core::{
 };
 
 use crate::baselines;
+use crate::bootstrap::{self, Bootstrap, Difference, Interval};
 use crate::calibrate::{self, OperatingPoint, Target};
 use crate::dataset::Row;
 use crate::logistic::{self, DensePrior, Example, FitOptions};
 use crate::metrics::{self, Scored};
+use crate::rng::SplitMix;
 
 pub const DEFAULT_MAX_SCAN_BYTES: usize = 64 * 1024;
 pub const DEFAULT_FOLDS: usize = 5;
@@ -84,6 +90,9 @@ pub struct TrainOptions {
     pub threshold_sources: Vec<String>,
     /// The command line, recorded in the model's meta.
     pub command: String,
+    /// The resamples of the chosen point's APGR intervals; their own seed, so changing the fold seed
+    /// shows the folds' noise apart from the resamples'.
+    pub bootstrap: Bootstrap,
 }
 
 impl Default for TrainOptions {
@@ -102,6 +111,7 @@ impl Default for TrainOptions {
             tiers: ["small", "mid", "frontier"].map(String::from).to_vec(),
             threshold_sources: Vec::new(),
             command: String::new(),
+            bootstrap: Bootstrap::default(),
         }
     }
 }
@@ -152,36 +162,12 @@ pub fn encode(row: &Row, max_scan_bytes: usize, buckets: u32) -> Result<Example,
     })
 }
 
-/// SplitMix64: a tiny, well-mixed generator, enough for a reproducible shuffle.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), by rejection so no value is favoured.
-    fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let value = self.next();
-            if value < zone {
-                return value % n;
-            }
-        }
-    }
-}
-
 /// The fold of each row: the rows of each stratum (e.g. source and label) are shuffled with `seed`
 /// and dealt round-robin, continuing from stratum to stratum, so every fold gets a near-equal share
 /// of every stratum.
 pub fn assign_folds(strata: &[usize], folds: usize, seed: u64) -> Vec<usize> {
     let folds = folds.max(1);
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix::new(seed);
     let mut fold = vec![0; strata.len()];
     let mut keys: Vec<usize> = strata.to_vec();
     keys.sort_unstable();
@@ -237,6 +223,9 @@ pub struct SourceReport {
     pub positives: usize,
     pub model: Metrics,
     pub length: Metrics,
+    /// The model's APGR interval and its APGR minus length's; the chosen grid point's only.
+    pub model_apgr_interval: Option<Interval>,
+    pub model_minus_length: Option<Difference>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -265,6 +254,8 @@ pub struct TrainReport {
     pub source_points: Vec<(String, OperatingPoint)>,
     pub final_iterations: u64,
     pub final_gradient_norm: f64,
+    /// How the chosen point's intervals were drawn.
+    pub bootstrap: Bootstrap,
 }
 
 impl TrainReport {
@@ -291,7 +282,7 @@ impl TrainReport {
                 point.buckets, point.l2, point.prior_l2
             );
             out += &format!(
-                "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6}\n",
+                "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
                 "source",
                 "rows",
                 "pos",
@@ -302,14 +293,22 @@ impl TrainReport {
                 "AUC",
                 "APGR",
                 "CPT50",
-                "CPT80"
+                "CPT80",
+                "APGR 95% CI",
+                "vs length [95% CI]"
             );
-            out += &format!("{:<42}   model{:<25}   length\n", "", "");
+            out += &format!("{:<42}   model{:<25}   length{:<24}   model\n", "", "", "");
             let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
             for source in &point.sources {
                 let (m, l) = (source.model, source.length);
+                let interval = source
+                    .model_apgr_interval
+                    .map_or("-".to_string(), |i| format!("[{:.3},{:.3}]", i.low, i.high));
+                let lead = source.model_minus_length.map_or("-".to_string(), |d| {
+                    format!("{:+.3} [{:+.3},{:+.3}]", d.estimate, d.low, d.high)
+                });
                 out += &format!(
-                    "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6}\n",
+                    "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
                     source.source,
                     source.rows,
                     source.positives,
@@ -320,9 +319,15 @@ impl TrainReport {
                     cell(l.auc),
                     cell(l.apgr),
                     cell(l.cpt50),
-                    cell(l.cpt80)
+                    cell(l.cpt80),
+                    interval,
+                    lead
                 );
             }
+            out += &format!(
+                "APGR 95% CI: {}; vs length: model APGR - length APGR, paired (the same resampled rows)\n",
+                self.bootstrap
+            );
         }
         out += &format!(
             "platt: a {:.4}, b {:.4}; final fit: {} iterations, gradient norm {:.2e}\n",
@@ -539,7 +544,7 @@ pub fn train(
         }
     }
 
-    let grid: Vec<GridPoint> = points
+    let mut grid: Vec<GridPoint> = points
         .iter()
         .zip(&out_of_fold)
         .map(|(&point, logits)| grid_point(sources, &rows, logits, point))
@@ -548,6 +553,9 @@ pub fn train(
     let (buckets, l2, prior_l2) = points[chosen];
 
     let logits = &out_of_fold[chosen];
+    if let Some(point) = grid.get_mut(chosen) {
+        add_intervals(point, sources.len(), &rows, logits, options.bootstrap);
+    }
     let (a, b) =
         logistic::platt(logits, &labels).map_err(|e| TrainError(format!("calibration: {e}")))?;
     let calibration = Calibration { a, b };
@@ -619,6 +627,7 @@ pub fn train(
         source_points,
         final_iterations: fit.iterations,
         final_gradient_norm: fit.gradient_norm,
+        bootstrap: options.bootstrap,
     };
     let model = Model {
         buckets,
@@ -642,28 +651,22 @@ fn grid_point(
     logits: &[f64],
     (buckets, l2, prior_l2): (u32, f64, f64),
 ) -> GridPoint {
-    let report = |name: &str, pick: &dyn Fn(usize) -> bool| {
-        let chosen: Vec<usize> = (0..rows.len()).filter(|&i| pick(rows[i].0)).collect();
-        let model: Vec<Scored> = chosen
-            .iter()
-            .filter_map(|&i| scored(rows[i].1, logits[i]))
-            .collect();
-        let length: Vec<Scored> = chosen
-            .iter()
-            .filter_map(|&i| scored(rows[i].1, baselines::prompt_length(rows[i].1)))
-            .collect();
+    let report = |name: String, source: Option<usize>| {
+        let (model, length) = model_and_length(rows, logits, source);
         SourceReport {
-            source: name.to_string(),
-            rows: chosen.len(),
+            source: name,
+            rows: rows_of(rows, source).count(),
             positives: model.iter().filter(|s| s.label()).count(),
             model: Metrics::of(&model),
             length: Metrics::of(&length),
+            model_apgr_interval: None,
+            model_minus_length: None,
         }
     };
     let mut reports: Vec<SourceReport> = sources
         .iter()
         .enumerate()
-        .map(|(index, source)| report(&display_name(&source.name), &|s| s == index))
+        .map(|(index, source)| report(display_name(&source.name), Some(index)))
         .collect();
     let weighted: Vec<(f64, f64)> = reports
         .iter()
@@ -676,7 +679,7 @@ fn grid_point(
         0.0
     };
     if sources.len() > 1 {
-        reports.push(report("all", &|_| true));
+        reports.push(report("all".into(), None));
     }
     GridPoint {
         buckets,
@@ -684,6 +687,52 @@ fn grid_point(
         prior_l2,
         sources: reports,
         mean_apgr,
+    }
+}
+
+/// The indices of the rows of source `source`, or of every row when None.
+fn rows_of<'a>(
+    rows: &'a [(usize, &Row)],
+    source: Option<usize>,
+) -> impl Iterator<Item = usize> + 'a {
+    (0..rows.len()).filter(move |&i| source.is_none_or(|s| rows[i].0 == s))
+}
+
+/// The rows of `source` (every row when None) scored by `logits` and by prompt length.
+fn model_and_length(
+    rows: &[(usize, &Row)],
+    logits: &[f64],
+    source: Option<usize>,
+) -> (Vec<Scored>, Vec<Scored>) {
+    rows_of(rows, source)
+        .filter_map(|i| {
+            let model = scored(rows[i].1, logits[i])?;
+            let length = Scored {
+                score: baselines::prompt_length(rows[i].1),
+                ..model
+            };
+            Some((model, length))
+        })
+        .unzip()
+}
+
+/// Fills the chosen point's intervals: one per source, then one for every row when there are
+/// several sources (the order of [`grid_point`]'s reports).
+fn add_intervals(
+    point: &mut GridPoint,
+    sources: usize,
+    rows: &[(usize, &Row)],
+    logits: &[f64],
+    options: Bootstrap,
+) {
+    let picks = (0..sources).map(Some).chain((sources > 1).then_some(None));
+    for (report, source) in point.sources.iter_mut().zip(picks) {
+        let (model, length) = model_and_length(rows, logits, source);
+        let Some(resampled) = bootstrap::resample(&[&model, &length], options) else {
+            continue;
+        };
+        report.model_apgr_interval = resampled.interval(0);
+        report.model_minus_length = resampled.difference(0, 1);
     }
 }
 
@@ -748,7 +797,17 @@ fn meta(sources: &[Source], options: &TrainOptions, report: &TrainReport) -> Val
         "cross_validation": point.map(|p| p.sources.iter().map(|s| json!({
             "source": s.source, "rows": s.rows, "positives": s.positives,
             "model": s.model.to_json(), "prompt_length": s.length.to_json(),
+            "model_apgr_interval": s.model_apgr_interval.map(|i| json!({"low": round(Some(i.low)), "high": round(Some(i.high))})),
+            "model_minus_length_apgr": s.model_minus_length.map(|d| json!({
+                "estimate": round(Some(d.estimate)), "low": round(Some(d.low)), "high": round(Some(d.high)),
+            })),
         })).collect::<Vec<_>>()),
+        "intervals": {
+            "method": format!("{}; model_minus_length_apgr is paired (the same resampled rows for both scores)", report.bootstrap),
+            "level": bootstrap::LEVEL,
+            "resamples": report.bootstrap.resamples,
+            "seed": report.bootstrap.seed,
+        },
         "calibration": "Platt scaling fitted on the out-of-fold logits",
         "thresholds": {
             "target": options.target.to_string(),
@@ -796,19 +855,6 @@ mod tests {
         assert_ne!(assign_folds(&strata, 5, 43), fold);
     }
 
-    #[test]
-    fn the_generator_is_uniform_enough_to_shuffle() {
-        let mut rng = SplitMix(9);
-        let mut counts = [0usize; 6];
-        for _ in 0..60_000 {
-            counts[rng.below(6) as usize] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
-            "{counts:?}"
-        );
-    }
-
     /// Rows whose label follows a word in the request ("hard") and partly a feature ("prove").
     fn synthetic_sources() -> Vec<Source> {
         let outcome = |quality: f64, cost_usd: f64| crate::dataset::Outcome {
@@ -841,6 +887,7 @@ mod tests {
                     ]
                     .into_iter()
                     .collect(),
+                    all_models: Default::default(),
                 }
             })
             .collect();
@@ -911,6 +958,44 @@ mod tests {
         bad.prior_l2 = vec![0.1];
         bad.prior = vec![0.0; 3];
         assert!(refused(&bad).contains("prior"), "{}", refused(&bad));
+    }
+
+    #[test]
+    fn only_the_chosen_point_gets_intervals_and_the_meta_records_them() {
+        let sources = synthetic_sources();
+        let options = TrainOptions {
+            l2: vec![1e-2, 1e-1],
+            ..small_options(0.1, Model::hand_set(1).dense)
+        };
+        let trained = train(&sources, &options, &ProgressBar::hidden()).unwrap();
+        let report = &trained.report;
+        for (index, point) in report.grid.iter().enumerate() {
+            let source = &point.sources[0];
+            if index != report.chosen {
+                assert_eq!(source.model_apgr_interval, None);
+                assert_eq!(source.model_minus_length, None);
+                continue;
+            }
+            let apgr = source.model.apgr.unwrap();
+            let interval = source.model_apgr_interval.unwrap();
+            assert!(interval.contains(apgr), "{apgr} {interval:?}");
+            let lead = source.model_minus_length.unwrap();
+            assert!((lead.estimate - (apgr - source.length.apgr.unwrap())).abs() < 1e-12);
+        }
+        let meta = &trained.model.meta;
+        let cv = &meta["cross_validation"][0];
+        assert!(
+            cv["model_apgr_interval"]["low"].as_f64().unwrap()
+                <= cv["model"]["apgr"].as_f64().unwrap()
+        );
+        assert!(cv["model_minus_length_apgr"]["high"].is_f64(), "{cv}");
+        assert_eq!(meta["intervals"]["resamples"], 1000);
+        assert_eq!(meta["intervals"]["seed"], 1);
+        let table = report.table();
+        assert!(
+            table.contains("APGR 95% CI") && table.contains("1000 resamples, seed 1"),
+            "{table}"
+        );
     }
 
     #[test]

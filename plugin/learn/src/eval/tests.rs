@@ -296,3 +296,136 @@ fn the_svg_is_well_formed_and_has_its_legend() {
     assert!(svg.contains(">100%</text>") && !svg.contains(">120%</text>"));
     assert!(check_balanced("<svg><g></svg>").is_err());
 }
+
+/// 40 rows: the small tier (and mid) fails every fourth, frontier answers all; eight other models
+/// fail exactly where small does. Every fourth prompt from the second on says "hard".
+fn rows_with_other_models() -> Vec<Row> {
+    (0..40)
+        .map(|i| {
+            let fails = i % 4 == 0;
+            let cheap = if fails { 0.0 } else { 1.0 };
+            let prompt = if i % 4 == 1 {
+                format!("a hard question, number {i}")
+            } else {
+                format!("question {i}: {}", "words ".repeat(i % 7))
+            };
+            let mut row = row(
+                &format!("r{i}"),
+                &prompt,
+                &[
+                    ("small", cheap, 1.0),
+                    ("mid", cheap, 3.0),
+                    ("frontier", 1.0, 10.0),
+                ],
+            );
+            let tiers = ["small-model", "mid-model", "frontier-model"].map(String::from);
+            let others = (0..8).map(|k| format!("other-{k}"));
+            for model in tiers.into_iter().chain(others) {
+                let outcome = crate::dataset::ModelOutcome {
+                    quality: cheap,
+                    cost_usd: 1.0,
+                };
+                row.all_models.insert(model, outcome);
+            }
+            row
+        })
+        .collect()
+}
+
+/// Sends the "hard" prompts (a quarter, none of them the rows small fails) to frontier.
+const HARD_TO_FRONTIER: &str = r#"{"rules": [
+    {"name": "hard", "when": {"last_user_regex": "hard"}, "tier": "frontier"},
+    {"name": "rest", "when": {"path_prefix": "/"}, "tier": "small"}]}"#;
+
+#[test]
+fn other_models_failing_where_small_fails_rank_like_the_oracle() {
+    let rows = rows_with_other_models();
+    let report = report_for(&Config::default(), &rows);
+    let reference = report.other_models_reference.as_ref().unwrap();
+    assert_eq!(reference.models_per_row, [8, 8]);
+    // The perfect ranking: PGR reaches 1 at a quarter of strong calls, 0.25 / 2 + 0.75.
+    let oracle_score: Vec<Scored> = rows
+        .iter()
+        .map(|row| {
+            crate::train::scored(row, f64::from(u8::from(crate::train::label(row).unwrap())))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(reference.sweep.apgr, metrics::apgr(&oracle_score));
+    assert_eq!(reference.sweep.apgr, Some(0.875));
+    assert_eq!(reference.sweep.auc, Some(1.0));
+    assert_eq!(reference.sweep.cpt80, Some(0.2));
+    let interval = reference.sweep.apgr_interval.unwrap();
+    assert!(
+        interval.contains(0.875) && interval.high <= 1.0 + 1e-12,
+        "{interval:?}"
+    );
+
+    // At the rules' shares (a quarter to frontier) it sends exactly the failing rows there: the
+    // oracle's quality and cost, where the rules, on the wrong rows, lose a quarter of the quality.
+    let report = report_for(&config(HARD_TO_FRONTIER), &rows);
+    let reference = report.other_models_reference.as_ref().unwrap();
+    let oracle = policy(&report, ORACLE);
+    assert_eq!(reference.same_shares.name, OTHER_MODELS_SAME_SHARES);
+    assert!((reference.same_shares.quality - oracle.quality).abs() < 1e-12);
+    assert!((reference.same_shares.cost_usd - oracle.cost_usd).abs() < 1e-12);
+    assert!((policy(&report, ROUTER).quality - 0.75).abs() < 1e-12);
+    // The rules score nothing: no sweep for the reference either.
+    assert_eq!(reference.sweep.apgr, None);
+    assert!(
+        report.policy(OTHER_MODELS_SAME_SHARES).is_none(),
+        "not a policy"
+    );
+}
+
+#[test]
+fn rows_without_every_models_outcome_have_no_reference() {
+    let report = report_for(&Config::default(), &rows());
+    assert!(report.other_models_reference.is_none());
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["other_models_reference"].is_null(), "{json}");
+    assert!(!render_text(&[report]).contains("other-models"));
+    // One row short of other models is enough to leave the reference out.
+    let mut rows = rows_with_other_models();
+    rows[3]
+        .all_models
+        .retain(|model, _| !model.starts_with("other-") || model == "other-0");
+    assert!(report_for(&Config::default(), &rows)
+        .other_models_reference
+        .is_none());
+}
+
+#[test]
+fn the_sweep_carries_intervals_and_the_paired_lead_over_length() {
+    let report = report_for(&Config::default(), &rows_with_other_models());
+    let sweep = &report.sweep;
+    assert_eq!(sweep.bootstrap, Bootstrap::default());
+    for metrics in [&sweep.router, &sweep.prompt_length] {
+        let (apgr, interval) = (metrics.apgr.unwrap(), metrics.apgr_interval.unwrap());
+        assert!(interval.contains(apgr), "{apgr} {interval:?}");
+    }
+    assert_eq!(sweep.random.apgr_interval, None);
+    let lead = sweep.router_minus_length.unwrap();
+    let expected = sweep.router.apgr.unwrap() - sweep.prompt_length.apgr.unwrap();
+    assert!((lead.estimate - expected).abs() < 1e-12);
+    assert!(lead.low <= lead.estimate && lead.estimate <= lead.high);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json["sweep"]["router"]["apgr_interval"]["low"].is_f64(),
+        "{json}"
+    );
+    assert_eq!(json["sweep"]["bootstrap"]["resamples"], 1000);
+    assert!(json["other_models_reference"]["same_shares"]["quality"].is_f64());
+
+    let text = render_text(&[report]);
+    for needle in [
+        "95% CI",
+        "router - prompt length APGR: ",
+        "1000 resamples, seed 1",
+        "other-models-same-shares*",
+        "other-models reference*",
+        "* other-models reference (knows 8 other models' results per item; not a deployable router)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}

@@ -222,6 +222,7 @@ pub fn row(
         source: source.to_string(),
         request: request.get().to_string(),
         outcomes,
+        all_models: BTreeMap::new(),
     };
     Ok((row, labelled.rule))
 }
