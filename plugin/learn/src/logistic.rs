@@ -405,17 +405,15 @@ pub fn platt(logits: &[f64], labels: &[bool]) -> Result<(f64, f64), FitError> {
 mod tests {
     use super::*;
 
-    /// A tiny deterministic generator for synthetic data (SplitMix64).
-    fn uniform(state: &mut u64) -> f64 {
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    use crate::rng::SplitMix;
+
+    /// Uniform in [0, 1) from the crate's generator (its top 53 bits), for synthetic data.
+    fn uniform(state: &mut SplitMix) -> f64 {
+        (state.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn noisy_set(n: usize, seed: u64) -> Vec<Example> {
-        let mut state = seed;
+        let mut state = SplitMix::new(seed);
         (0..n)
             .map(|_| {
                 let x0 = uniform(&mut state);
@@ -617,7 +615,7 @@ mod tests {
     #[test]
     fn class_weights_shift_the_decision_towards_the_rare_class() {
         // 10% positives, a feature that only partly predicts them.
-        let mut state = 11;
+        let mut state = SplitMix::new(11);
         let examples: Vec<Example> = (0..3000)
             .map(|_| {
                 let label = uniform(&mut state) < 0.1;
@@ -645,7 +643,7 @@ mod tests {
     #[test]
     fn platt_recovers_known_parameters() {
         let (a, b) = (0.6, -0.8);
-        let mut state = 5;
+        let mut state = SplitMix::new(5);
         let logits: Vec<f64> = (0..20000)
             .map(|_| uniform(&mut state) * 10.0 - 5.0)
             .collect();
