@@ -265,14 +265,20 @@ fn a_new_config_keeps_the_breaker_of_a_tier_it_keeps() {
     assert_no_warnings(&host);
 }
 
+/// Two VMs on one shared-data store, as two Envoy workers, with the breaker config.
+fn two_workers() -> (Host, Host) {
+    let config = breaker_config(json!({}));
+    let first = start(&config);
+    let second = start_on(&config, first.shared_store());
+    (first, second)
+}
+
 /// Two workers each see one failure of small: together that is the two outcomes at a 50% failure
 /// rate that open it (a breaker per worker would have seen one outcome each and stayed closed),
 /// and both then skip small.
 #[test]
 fn workers_open_a_tier_together() {
-    let config = breaker_config(json!({}));
-    let mut first = start(&config);
-    let mut second = start_on(&config, first.shared_store());
+    let (mut first, mut second) = two_workers();
     small_fails_mid_answers(&mut first);
     small_fails_mid_answers(&mut second);
     skips_small(&mut first);
@@ -285,9 +291,7 @@ fn workers_open_a_tier_together() {
 /// small until the trial answers, and its success closes small for both.
 #[test]
 fn one_trial_for_all_workers_and_its_success_closes_the_tier_for_all() {
-    let config = breaker_config(json!({}));
-    let mut first = start(&config);
-    let mut second = start_on(&config, first.shared_store());
+    let (mut first, mut second) = two_workers();
     small_fails_mid_answers(&mut first);
     small_fails_mid_answers(&mut first);
     for host in [&mut first, &mut second] {
