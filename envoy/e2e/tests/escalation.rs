@@ -332,6 +332,12 @@ fn the_circuit_breaker_opens_skips_the_tier_and_closes_after_the_cooldown() {
         "small skipped while open"
     );
     assert_eq!(escalations(&stack, "circuit_open"), 1.0);
+    let breaker_state = || {
+        stack
+            .prometheus()
+            .sum("triage_breaker_state", &[("tier", "small")])
+    };
+    assert_eq!(breaker_state(), 2.0, "open");
 
     // After the cool-down small is tried again, succeeds, and the breaker closes.
     std::thread::sleep(Duration::from_millis(1700));
@@ -339,6 +345,7 @@ fn the_circuit_breaker_opens_skips_the_tier_and_closes_after_the_cooldown() {
         let response = stack.send(&healthy());
         assert_eq!(response.header("x-mock-tier"), Some("small"));
     }
+    assert_eq!(breaker_state(), 0.0, "closed");
     assert_eq!(stack.mock("small").received().len(), 4);
     let records = records(&stack, 5);
     let skipped_record = &records[2];

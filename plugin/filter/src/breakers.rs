@@ -6,33 +6,50 @@
 //! token, apply the step, write back only when the state changed, and start again if another worker
 //! wrote in between. A tier's key is its name and cluster, so a config update that keeps a tier keeps
 //! its breaker, and a tier pointed at another cluster starts closed. Shared data the filter cannot
-//! read or write fails open: the tier is allowed and the outcome goes unrecorded.
+//! read or write fails open: the tier is allowed and the outcome goes unrecorded. Every change of
+//! state is published in the `triage.breaker_state` gauge of its tier.
+
+use std::rc::Rc;
 
 use proxy_wasm::types::Status;
 use triage_core::{Breaker, BreakerSettings, Config};
 
 use crate::host;
+use crate::metrics::Metrics;
 
 /// Attempts at one compare-and-swap before the step is given up (only under a burst of writers).
 const CAS_ATTEMPTS: usize = 4;
 
 pub struct Breakers {
     settings: Option<BreakerSettings>,
-    /// One shared-data key per tier, cheapest first.
-    keys: Vec<String>,
+    /// One (tier name, shared-data key) per tier, cheapest first.
+    tiers: Vec<(String, String)>,
+    metrics: Rc<Metrics>,
 }
 
 impl Breakers {
-    pub fn new(config: &Config) -> Breakers {
+    /// The config's breakers; each tier's gauge starts at the state its shared breaker is in (a
+    /// config update keeps the breakers of the tiers it keeps).
+    pub fn new(config: &Config, metrics: Rc<Metrics>) -> Breakers {
         let settings = config.escalation().map(|policy| policy.breaker);
-        let keys = (0..config.tier_names().len())
+        let tiers = (0..config.tier_names().len())
             .map(|tier| {
                 let name = config.tier_name(tier).unwrap_or_default();
                 let cluster = config.tier_cluster(tier).unwrap_or_default();
-                format!("triage.breaker.{name}@{cluster}")
+                (name.to_string(), format!("triage.breaker.{name}@{cluster}"))
             })
             .collect();
-        Breakers { settings, keys }
+        let breakers = Breakers {
+            settings,
+            tiers,
+            metrics,
+        };
+        for (tier, (name, _)) in breakers.tiers.iter().enumerate() {
+            if let Some(state) = breakers.update(tier, |breaker| breaker.state()) {
+                breakers.metrics.breaker_moved(name, state);
+            }
+        }
+        breakers
     }
 
     /// Whether a request may go to `tier` now (true for a tier without a breaker: escalation off).
@@ -49,7 +66,7 @@ impl Breakers {
     /// Applies `step` to the tier's shared breaker; None when there is none or the host refused.
     fn update<R>(&self, tier: usize, mut step: impl FnMut(&mut Breaker) -> R) -> Option<R> {
         let settings = self.settings?;
-        let key = self.keys.get(tier)?;
+        let (name, key) = self.tiers.get(tier)?;
         for _ in 0..CAS_ATTEMPTS {
             let (stored, cas) = match host::shared_data(key) {
                 Ok(found) => found,
@@ -62,13 +79,19 @@ impl Breakers {
                 .as_deref()
                 .and_then(|bytes| Breaker::from_bytes(settings, bytes))
                 .unwrap_or_else(|| Breaker::new(settings));
+            let before = breaker.state();
             let answer = step(&mut breaker);
             let bytes = breaker.to_bytes();
             if stored.as_deref() == Some(bytes.as_slice()) {
                 return Some(answer);
             }
             match host::set_shared_data(key, &bytes, cas) {
-                Ok(()) => return Some(answer),
+                Ok(()) => {
+                    if breaker.state() != before {
+                        self.metrics.breaker_moved(name, breaker.state());
+                    }
+                    return Some(answer);
+                }
                 Err(Status::CasMismatch) => continue,
                 Err(status) => {
                     log::warn!("triage: writing breaker {key}: {status:?}");

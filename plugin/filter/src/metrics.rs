@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use proxy_wasm::types::MetricType;
-use triage_core::{counter_micro_usd, Applied, Config, DecisionRecord, ESCALATION_CAUSES};
+use triage_core::{
+    counter_micro_usd, Applied, BreakerState, Config, DecisionRecord, ESCALATION_CAUSES,
+};
 
 use crate::host;
 
@@ -75,6 +77,11 @@ impl Metrics {
         let mut metrics = Metrics::default();
         for name in counters {
             metrics.add(MetricType::Counter, name);
+        }
+        if config.escalation().is_some() {
+            for tier in &tiers {
+                metrics.add(MetricType::Gauge, breaker_state(tier));
+            }
         }
         for name in [SCORE_PERMILLE, DECISION_US] {
             metrics.add(MetricType::Histogram, name.to_string());
@@ -152,6 +159,17 @@ impl Metrics {
         self.record(DECISION_US, record.decision_us);
     }
 
+    /// A tier's breaker changed state: 0 closed, 1 half-open (its trial in flight), 2 open. Envoy
+    /// keeps one gauge for all workers, and every worker sets it when it moves the shared breaker.
+    pub fn breaker_moved(&self, tier: &str, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        };
+        self.record(&breaker_state(tier), value);
+    }
+
     fn count(&self, name: &str, by: u64) {
         if let Some(id) = self.ids.get(name) {
             if let Err(status) = host::increment_metric(*id, by) {
@@ -190,6 +208,10 @@ fn escalations(from: &str, to: &str, cause: &str) -> String {
 
 fn tokens(tier: &str, kind: &str) -> String {
     format!("triage.tokens.tier.{tier}.kind.{kind}")
+}
+
+fn breaker_state(tier: &str) -> String {
+    format!("triage.breaker_state.tier.{tier}")
 }
 
 fn per_tier(family: &str, tier: &str) -> String {

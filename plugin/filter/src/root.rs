@@ -18,10 +18,11 @@ pub struct TriageRoot {
 impl Default for TriageRoot {
     fn default() -> Self {
         let config = Config::default();
+        let metrics = Rc::new(Metrics::default());
         TriageRoot {
-            breakers: Rc::new(Breakers::new(&config)),
+            breakers: Rc::new(Breakers::new(&config, Rc::clone(&metrics))),
             config: Rc::new(config),
-            metrics: Rc::new(Metrics::default()),
+            metrics,
         }
     }
 }
@@ -53,7 +54,7 @@ impl RootContext for TriageRoot {
                 self.metrics = Rc::new(Metrics::define(&config));
                 // Breakers live in shared data keyed by tier and cluster: a tier the new config
                 // keeps keeps its breaker.
-                self.breakers = Rc::new(Breakers::new(&config));
+                self.breakers = Rc::new(Breakers::new(&config, Rc::clone(&self.metrics)));
                 self.config = Rc::new(config);
                 log::info!("triage config accepted");
                 true

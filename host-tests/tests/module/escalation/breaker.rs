@@ -98,6 +98,37 @@ fn failures_open_the_breaker_then_a_trial_after_the_cooldown_closes_it() {
     assert_no_warnings(&host);
 }
 
+/// The `triage.breaker_state` gauge of a tier follows its breaker: 0 closed, 2 open, 1 while the
+/// half-open trial is in flight; a config update republishes the state the breaker kept.
+#[test]
+fn the_breaker_state_gauge_follows_the_breaker() {
+    const GAUGE: &str = "triage.breaker_state.tier.small";
+    let config = breaker_config(json!({}));
+    let mut host = start(&config);
+    assert_eq!(host.metric(GAUGE), Some(0));
+    assert_eq!(host.metric("triage.breaker_state.tier.mid"), Some(0));
+    small_fails_mid_answers(&mut host);
+    assert_eq!(host.metric(GAUGE), Some(0), "one failure of two needed");
+    small_fails_mid_answers(&mut host);
+    assert_eq!(host.metric(GAUGE), Some(2));
+    host.configure(&config).unwrap();
+    assert_eq!(host.metric(GAUGE), Some(2), "kept across a config update");
+    host.advance_clock(Duration::from_millis(COOLDOWN_MS));
+    let mut trial = host.request().unwrap();
+    Client::simple(CHAT).send(&mut trial);
+    assert_routed(&trial, "small");
+    assert_eq!(trial.host().metric(GAUGE), Some(1));
+    respond(&mut trial, 200, JSON, &good_answer(CHAT, SMALL), &[]);
+    drop(trial);
+    assert_eq!(host.metric(GAUGE), Some(0));
+    let without_escalation = Host::start("").unwrap();
+    assert_eq!(
+        without_escalation.metric(GAUGE),
+        None,
+        "no breakers, no gauge"
+    );
+}
+
 #[test]
 fn a_failed_trial_opens_the_breaker_for_another_cooldown() {
     let config = breaker_config(json!({}));
