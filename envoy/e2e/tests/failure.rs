@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use triage_e2e::bodies::{self, CHAT, MESSAGES, NEUTRAL, RESPONSES, TRIVIAL};
 use triage_e2e::check::assert_body;
 use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
-use triage_e2e::{Request, Response, Stack, StackOptions};
+use triage_e2e::{Body, Request, Response, Stack, StackOptions};
 
 /// Served by the default tier (mid) with the body untouched and `fail_open: <cause>` as the reason.
 fn failed_open(stack: &Stack, response: &Response, body: &str, cause: &str) {
@@ -67,9 +67,21 @@ fn a_body_over_the_plugin_cap_streams_through_untouched() {
 #[test]
 fn past_the_plugin_cap_envoys_buffer_limit_no_longer_applies() {
     // The filter stops buffering at 1 MiB, so Envoy streams the 9 MiB body instead of answering 413.
+    // The first 2 MiB go first: on a loaded machine one socket read could otherwise carry the body
+    // past Envoy's 8 MiB limit while the filter is still buffering, before it could let go.
     let stack = Stack::start(&plugin_config::forcing_with_max_body(1024 * 1024));
     let body = bodies::chat(Some("auto"), &"a".repeat(9 * 1024 * 1024));
-    let response = stack.send(&Request::post(CHAT, body.clone()));
+    let (head, rest) = body.as_bytes().split_at(2 * 1024 * 1024);
+    let request = Request::new(
+        "POST",
+        CHAT,
+        Body::Chunked {
+            chunks: vec![head.to_vec(), rest.to_vec()],
+            pause: Duration::from_millis(300),
+        },
+    )
+    .header("content-type", "application/json");
+    let response = stack.send(&request);
     assert_eq!(response.status, 200, "{}", response.text());
     failed_open(&stack, &response, &body, "body_too_large");
 }
