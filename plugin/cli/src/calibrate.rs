@@ -1,5 +1,6 @@
 //! `triage calibrate`: sets a model's tier thresholds to meet a business target on routing-dataset
-//! rows, prints what they do per tier, and writes the plugin config with the model embedded.
+//! rows and on rows made from decision logs (`--from-log`), prints what they do per tier, and writes
+//! the plugin config with the model embedded.
 
 use std::path::PathBuf;
 
@@ -8,16 +9,31 @@ use triage_core::{model_inputs, ApiFormat, Config, Model};
 use triage_learn::calibrate::{self, Target, THRESHOLD_QUANTILES_DEFAULT};
 use triage_learn::dataset::Row;
 
-use crate::train::{command_line, read_sources};
+use crate::train::{command_line, log_sources, read_sources};
 
 #[derive(clap::Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("rows").args(["data", "from_log"]).required(true).multiple(true)
+))]
 pub struct CalibrateArgs {
     /// Model file (from `triage train`).
     #[arg(long)]
     model: PathBuf,
     /// Routing-dataset files to calibrate on (rows the model was not trained on, for honest numbers).
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1..)]
     data: Vec<PathBuf>,
+    /// Access logs of decision records to calibrate on, beside or instead of --data (needs
+    /// --base-config, the config the log was made with: its tiers and prices). A record with a
+    /// logged openai_chat body is a row whose outcomes are its labels: feedback, else an override,
+    /// else an escalation, else a quiet 2xx answer (the served tier and dearer ones answer well).
+    /// Records whose labels leave the cheapest tier unknown (a quiet answer from a dearer tier) are
+    /// skipped, so the shares, costs and a min-quality target are those of the labelled rows, as
+    /// the labels see them, not of all traffic.
+    #[arg(long, num_args = 1.., requires = "base_config")]
+    from_log: Vec<PathBuf>,
+    /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
+    #[arg(long, num_args = 1.., requires = "from_log")]
+    feedback: Vec<PathBuf>,
     /// max-top-share=X (share of top-tier calls <= X), max-cost=X (mean cost <= X × always-top-tier)
     /// or min-quality=X (mean quality >= X × always-top-tier).
     #[arg(long)]
@@ -26,7 +42,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Plugin config whose tiers, models and rules the written config keeps; without it the tiers
-    /// are the model's.
+    /// are the model's. With --from-log, the config the log was made with.
     #[arg(long)]
     base_config: Option<PathBuf>,
     /// Also write the model file with these thresholds.
@@ -65,7 +81,15 @@ pub fn run(args: CalibrateArgs) -> Result<bool, String> {
             c.max_scan_bytes()
         });
 
-    let sources = read_sources(&args.data)?;
+    let mut sources = read_sources(&args.data)?;
+    if !args.from_log.is_empty() {
+        let Some((_, config)) = &base else {
+            return Err(
+                "--from-log needs --base-config, the plugin config the log was made with".into(),
+            );
+        };
+        sources.extend(log_sources(&args.from_log, &args.feedback, config)?);
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut scores = Vec::new();
     let mut skipped = 0;
@@ -100,7 +124,9 @@ pub fn run(args: CalibrateArgs) -> Result<bool, String> {
             json!({
                 "command": command_line(),
                 "target": args.target.to_string(),
-                "data": args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "data": displayed(&args.data),
+                "from_log": displayed(&args.from_log),
+                "feedback": displayed(&args.feedback),
                 "rows": rows.len(),
                 "operating_point": point.to_json(),
             }),
@@ -125,6 +151,13 @@ pub fn run(args: CalibrateArgs) -> Result<bool, String> {
         println!("wrote config {}", path.display());
     }
     Ok(true)
+}
+
+fn displayed(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 /// The base config (or one with just the tiers) with every tier's `max_score` set from the

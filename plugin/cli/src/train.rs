@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use triage_core::Config;
 use triage_learn::calibrate::Target;
 use triage_learn::dataset::read_rows;
 use triage_learn::log::rows::rows_from_logs;
@@ -120,24 +121,26 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
         .collect()
 }
 
-/// The rows of the decision logs, one source per log file, with what became of every record.
-fn log_sources(args: &TrainArgs) -> Result<Vec<Source>, String> {
-    if args.from_log.is_empty() {
-        return Ok(Vec::new());
-    }
-    let config = read_config(args.config.as_deref())?;
-    let (logs, feedback) = read_log_and_feedback(&args.from_log, &args.feedback, &config)?;
-    let from_log = rows_from_logs(&logs, &feedback, &config)?;
+/// The rows of decision logs (made with `config`), one source per log file, labelled with the
+/// feedback files too; prints how many rows each label rule gave, the records skipped and why, and
+/// the feedback rows matching no record.
+pub fn log_sources(
+    logs: &[PathBuf],
+    feedback: &[PathBuf],
+    config: &Config,
+) -> Result<Vec<Source>, String> {
+    let (logs, graded) = read_log_and_feedback(logs, feedback, config)?;
+    let from_log = rows_from_logs(&logs, &graded, config)?;
     print!("{}", from_log.summary());
-    if !args.feedback.is_empty() {
+    if !feedback.is_empty() {
         let request_ids = logs
             .iter()
             .flat_map(|log| &log.records)
             .map(|record| record.request_id.as_str());
         println!(
             "feedback: {} rows, {} matching no record",
-            feedback.rows,
-            feedback.unmatched(request_ids)
+            graded.rows,
+            graded.unmatched(request_ids)
         );
     }
     Ok(from_log.sources)
@@ -145,7 +148,10 @@ fn log_sources(args: &TrainArgs) -> Result<Vec<Source>, String> {
 
 pub fn run(args: TrainArgs) -> Result<bool, String> {
     let mut sources = read_sources(&args.data)?;
-    sources.extend(log_sources(&args)?);
+    if !args.from_log.is_empty() {
+        let config = read_config(args.config.as_deref())?;
+        sources.extend(log_sources(&args.from_log, &args.feedback, &config)?);
+    }
     let defaults = TrainOptions::default();
     let buckets = match (args.buckets.is_empty(), args.grid) {
         (false, _) => args.buckets,

@@ -1,6 +1,9 @@
-//! What the CLI's integration tests share: a scratch directory and the built `triage` binary.
+//! What the CLI's integration tests share: a scratch directory, the built `triage` binary and a
+//! constructed decision log.
 // Each test file uses a subset.
 #![allow(dead_code)]
+
+pub mod decision_log;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
