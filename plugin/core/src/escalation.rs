@@ -18,6 +18,22 @@ pub const ESCALATION_CAUSES: [&str; 13] = [
     "circuit_open",
 ];
 
+/// Whether an escalation's cause says the tier could not answer *this request* (its answer was
+/// weak), as opposed to the tier being unavailable (refused, reset, timed out, rate-limited, a 5xx,
+/// or skipped by its open breaker), which says nothing about the request's difficulty.
+pub fn cause_judges_the_answer(cause: &str) -> bool {
+    matches!(
+        cause,
+        "truncated"
+            | "empty"
+            | "refusal"
+            | "invalid_json"
+            | "invalid_tool_args"
+            | "low_logprob"
+            | "stream_error"
+    )
+}
+
 /// Why an upstream answer with a failing status failed. `details` is Envoy's response code details
 /// (`upstream_reset_before_response_started{connection_failure}`, `upstream_response_timeout`,
 /// `via_upstream`, ...), which tell Envoy's own replies from the provider's.
@@ -58,6 +74,25 @@ mod tests {
         for (status, details, cause) in cases {
             assert_eq!(failure_cause(status, details), cause, "{details}");
             assert!(ESCALATION_CAUSES.contains(&cause));
+        }
+    }
+
+    #[test]
+    fn only_weak_answers_judge_the_answer_and_every_cause_is_classed() {
+        let availability = [
+            "connect_failure",
+            "reset",
+            "timeout",
+            "status_429",
+            "status_5xx",
+            "circuit_open",
+        ];
+        for cause in ESCALATION_CAUSES {
+            assert_eq!(
+                cause_judges_the_answer(cause),
+                !availability.contains(&cause),
+                "{cause}"
+            );
         }
     }
 

@@ -27,7 +27,7 @@ pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use config::{Config, ConfigError, EscalationPolicy, Override};
 pub use decision::{Cause, Decision, FailOpen};
-pub use escalation::{failure_cause, ESCALATION_CAUSES};
+pub use escalation::{cause_judges_the_answer, failure_cause, ESCALATION_CAUSES};
 pub use features::{Features, FEATURE_COUNT, FEATURE_NAMES};
 pub use format::{parse_request, ApiFormat, Message, ParsedRequest, Role};
 pub use mode::{Applied, Mode};

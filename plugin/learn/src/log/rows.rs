@@ -5,9 +5,10 @@
 //! would too. The first rule that applies labels a record, strongest first:
 //! 1. feedback names the correct tier C: tiers cheaper than C quality 0, C and dearer 1;
 //! 2. an override {from, to} with from != to: a caller corrected triage, `to` is taken as C;
-//! 3. escalations that ended in a 2xx answer: every tier up to the dearest one escalated from failed
-//!    (0), the final `to` and dearer tiers answer (1), tiers skipped in between are unknown;
-//!    (a tier skipped by its open circuit breaker was never asked: that step says nothing);
+//! 3. escalations for a weak answer that ended in a 2xx answer: every tier up to the dearest one
+//!    escalated from failed (0), the final `to` and dearer tiers answer (1), tiers skipped in between
+//!    are unknown. A step for a tier that was down (refused, reset, timed out, 429, 5xx) or skipped by
+//!    its open circuit breaker says nothing about the request: it is ignored;
 //! 4. served by tier T with a 2xx answer and no complaint: T and dearer 1, cheaper tiers unknown.
 //!
 //! The trainer's label is "the row's cheapest tier fails where its dearest succeeds", read from the
@@ -18,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use triage_core::{Config, DecisionRecord};
+use triage_core::{cause_judges_the_answer, Config, DecisionRecord};
 
 use super::feedback::Feedback;
 use super::DecisionLog;
@@ -319,12 +320,14 @@ pub fn rows_from_logs(
     Ok(from_log)
 }
 
-/// The escalations where the cheaper tier really answered (or failed) this request.
+/// The escalations where the cheaper tier answered this request, badly. A tier that was down
+/// (refused, reset, timed out, rate-limited, a 5xx) or skipped by its open breaker says nothing
+/// about what it can answer: an outage must not be learned as difficulty.
 fn tried(record: &DecisionRecord) -> Vec<&triage_core::Escalation> {
     record
         .escalations
         .iter()
-        .filter(|step| step.cause != "circuit_open")
+        .filter(|step| cause_judges_the_answer(&step.cause))
         .collect()
 }
 

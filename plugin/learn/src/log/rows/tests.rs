@@ -271,15 +271,37 @@ fn tiers_must_carry_the_trainers_names() {
     assert!(rows_from_logs(&[], &none, &two).is_ok());
 }
 
+/// A tier skipped by its open breaker was never asked, and one that was down (refused, reset, timed
+/// out, rate-limited, a 5xx) did not answer: neither says the request was hard for it. Without that
+/// evidence the record is a quiet answer from mid, which says nothing about small.
 #[test]
-fn a_tier_skipped_by_its_circuit_breaker_was_never_asked() {
-    let mut skipped = escalated(&[("small", "mid")], 200);
-    skipped.escalations[0].cause = "circuit_open".into();
-    // Without that evidence it is a quiet answer from mid, which says nothing about small.
-    assert!(
-        label(&skipped, None, &TIERS).is_err(),
-        "small must not be labelled failed"
-    );
-    let tried = label(&escalated(&[("small", "mid")], 200), None, &TIERS).unwrap();
-    assert_eq!(tried.rule, LabelRule::Escalation);
+fn an_unavailable_tier_says_nothing_about_the_request() {
+    for cause in [
+        "circuit_open",
+        "status_5xx",
+        "status_429",
+        "reset",
+        "connect_failure",
+        "timeout",
+    ] {
+        let mut unavailable = escalated(&[("small", "mid")], 200);
+        unavailable.escalations[0].cause = cause.into();
+        assert!(
+            label(&unavailable, None, &TIERS).is_err(),
+            "{cause}: small must not be labelled failed"
+        );
+    }
+    for cause in ["empty", "truncated", "refusal", "invalid_json", "stream_error"] {
+        let mut weak = escalated(&[("small", "mid")], 200);
+        weak.escalations[0].cause = cause.into();
+        let labelled = label(&weak, None, &TIERS).unwrap();
+        assert_eq!(labelled.rule, LabelRule::Escalation, "{cause}");
+        assert_eq!(labelled.quality, vec![Some(0.0), Some(1.0), Some(1.0)], "{cause}");
+    }
+    // An outage of small, then a weak answer of mid: mid failed the request, small says nothing
+    // beyond what mid's failure implies for a cheaper tier.
+    let mut mixed = escalated(&[("small", "mid"), ("mid", "frontier")], 200);
+    mixed.escalations[0].cause = "status_5xx".into();
+    let labelled = label(&mixed, None, &TIERS).unwrap();
+    assert_eq!(labelled.quality, vec![Some(0.0), Some(0.0), Some(1.0)]);
 }
