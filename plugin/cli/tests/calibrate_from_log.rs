@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 use common::decision_log::{body, dataset_rows, log_and_feedback, write_log, EASY, HARD};
-use common::{text, triage_in, TempDir};
+use common::{assert_fails, text, triage_in, TempDir};
 
 const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/models/default.json");
 
@@ -190,23 +190,13 @@ fn calibrate_from_log_needs_a_base_config_and_calibrate_needs_some_rows() {
     );
 
     let output = run(&["--data", "rows.jsonl", "--feedback", "feedback.jsonl"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--from-log"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_fails(&output, 2, "--from-log");
 
     dir.write(
         "custom.json",
         r#"{"tiers": [{"name": "cheap", "max_score": 0.5}, {"name": "dear"}]}"#,
     );
     let output = run(&["--from-log", "access.log", "--base-config", "custom.json"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        text(&output.stderr).contains("must be named among small, mid, frontier"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_fails(&output, 1, "must be named among small, mid, frontier");
     assert!(!dir.path("c.json").exists());
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 mod common;
 use common::decision_log::{body, dataset_rows, log_and_feedback, write_log, EASY, HARD, PRICES};
-use common::{text, triage_in, TempDir};
+use common::{assert_fails, text, triage_in, TempDir};
 
 fn train(dir: &TempDir, extra: &[&str]) -> Output {
     write_log(dir);
@@ -129,19 +129,9 @@ fn from_log_needs_a_config_and_train_needs_some_rows() {
         &dir.0,
         &["train", "--from-log", "access.log", "--out", "m.json"],
     );
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--config"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_fails(&output, 2, "--config");
     let output = triage_in(&dir.0, &["train", "--out", "m.json"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--data"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_fails(&output, 2, "--data");
 
     dir.write(
         "custom.json",

@@ -6,7 +6,7 @@ use std::process::Output;
 use serde_json::Value;
 
 mod common;
-use common::{text, triage_in, TempDir};
+use common::{assert_fails, text, triage_in, TempDir};
 
 /// 120 rows: proofs that only the frontier tier answers, and one-line lookups every tier answers;
 /// a few of each flipped so the classes overlap.
@@ -255,11 +255,6 @@ fn impossible_targets_and_bad_options_fail_with_a_clear_message() {
             "1000",
         ],
     );
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        text(&bad.stderr).contains("power of two"),
-        "{}",
-        text(&bad.stderr)
-    );
+    assert_fails(&bad, 1, "power of two");
     assert!(!dir.path("x.json").exists());
 }
