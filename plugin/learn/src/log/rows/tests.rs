@@ -291,12 +291,22 @@ fn an_unavailable_tier_says_nothing_about_the_request() {
             "{cause}: small must not be labelled failed"
         );
     }
-    for cause in ["empty", "truncated", "refusal", "invalid_json", "stream_error"] {
+    for cause in [
+        "empty",
+        "truncated",
+        "refusal",
+        "invalid_json",
+        "stream_error",
+    ] {
         let mut weak = escalated(&[("small", "mid")], 200);
         weak.escalations[0].cause = cause.into();
         let labelled = label(&weak, None, &TIERS).unwrap();
         assert_eq!(labelled.rule, LabelRule::Escalation, "{cause}");
-        assert_eq!(labelled.quality, vec![Some(0.0), Some(1.0), Some(1.0)], "{cause}");
+        assert_eq!(
+            labelled.quality,
+            vec![Some(0.0), Some(1.0), Some(1.0)],
+            "{cause}"
+        );
     }
     // An outage of small, then a weak answer of mid: mid failed the request, small says nothing
     // beyond what mid's failure implies for a cheaper tier.
