@@ -5,8 +5,9 @@
 #   stack.sh status
 # Ports: TRIAGE_LISTEN_PORT (10000), TRIAGE_ADMIN_PORT (9901), TRIAGE_SMALL_PORT (18001),
 # TRIAGE_MID_PORT (18002), TRIAGE_FRONTIER_PORT (18003). Plugin config: TRIAGE_PLUGIN_CONFIG
-# (a file, default envoy/plugin-config.json). Logs, pids and the rendered config: envoy/.run/<listen
-# port>/, so stacks on other ports (say triage and baseline side by side) coexist.
+# (a file, default envoy/plugin-config.json). Wasm module: TRIAGE_WASM (default the built triage.wasm).
+# Logs, pids and the rendered config: envoy/.run/<listen port>/, so stacks on other ports (say triage
+# and baseline side by side) coexist.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
@@ -117,7 +118,7 @@ up() {
     if [[ -s "$run/access.log" ]]; then
         mv "$run/access.log" "$run/access.log.$(date -u +%Y%m%dT%H%M%SZ)"
     fi
-    WASM_PATH="$repo/target/wasm32-wasip1/release/triage.wasm" PLUGIN_CONFIG_FILE="$plugin_config_file" \
+    WASM_PATH="${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}" PLUGIN_CONFIG_FILE="$plugin_config_file" \
         ACCESS_LOG="$run/access.log" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
     start_detached mock-llm "$repo/target/release/mock-llm" \
         --tier "small=127.0.0.1:$SMALL_PORT" --tier "mid=127.0.0.1:$MID_PORT" \
