@@ -25,7 +25,8 @@ pub struct CalibrateArgs {
     /// Access logs of decision records to calibrate on, beside or instead of --data (needs
     /// --base-config, the config the log was made with: its tiers and prices). A record with a
     /// logged openai_chat body is a row whose outcomes are its labels: feedback, else an override,
-    /// else an escalation, else a quiet 2xx answer (the served tier and dearer ones answer well).
+    /// else an escalation for a weak answer (not an outage), else a quiet 2xx answer (the served
+    /// tier and dearer ones answer well).
     /// Records whose labels leave the cheapest tier unknown (a quiet answer from a dearer tier) are
     /// skipped, so the shares, costs and a min-quality target are those of the labelled rows, as
     /// the labels see them, not of all traffic.

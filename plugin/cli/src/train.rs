@@ -19,8 +19,9 @@ pub struct TrainArgs {
     #[arg(long, num_args = 1.., required_unless_present = "from_log")]
     data: Vec<PathBuf>,
     /// Access logs of decision records to learn from, beside or instead of --data: each record
-    /// becomes a row labelled by its feedback, override, escalation or answer (needs --config for
-    /// the tiers and prices; only records that carry the request body can be rows).
+    /// becomes a row labelled by its feedback, override, escalation for a weak answer (an outage
+    /// teaches nothing) or answer (needs --config for the tiers and prices; only records that carry
+    /// the request body can be rows).
     #[arg(long, num_args = 1.., requires = "config")]
     from_log: Vec<PathBuf>,
     /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
