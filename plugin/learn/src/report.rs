@@ -11,11 +11,14 @@
 //!   feedback, the share where triage's own choice equals the correct tier. Triage's choice is the
 //!   override's `from` when a caller overrode it (the corrected tier would flatter the router), else
 //!   the decided tier; explicit models and fail-opens are not routing decisions;
+//! - beside the accuracy, over the graded requests whose prompt length is known: what routing by
+//!   prompt length at the router's own tier shares would have scored (see [`baseline`]);
 //! - override rate: automatically routed requests with an override whose `from` != `to`;
 //! - escalation, fail-open and shadow shares: over every request;
 //! - shadow's priced effect: what the decided tiers would have cost against what the serving tier
 //!   charged, over shadowed requests with both known.
 
+pub mod baseline;
 pub mod plot;
 mod text;
 pub mod window;
@@ -27,6 +30,7 @@ use triage_core::{Applied, DecisionRecord};
 
 use crate::log::feedback::Feedback;
 use crate::log::DecisionLog;
+use baseline::{length_baseline, Graded, LengthBaseline};
 
 pub use text::render_text;
 
@@ -47,6 +51,22 @@ fn share(part: usize, whole: usize) -> Option<f64> {
 }
 
 const MICRO: f64 = 1e6;
+
+/// Triage's own tier for an automatically routed request: an override's `from` when a caller
+/// overrode it (the corrected tier would flatter the router), else the decided tier. None for
+/// explicit models and fail-opens, which are not routing decisions. The flag says a caller's
+/// override changed the tier.
+fn own_choice(record: &DecisionRecord) -> Option<(&str, bool)> {
+    if !AUTOMATIC_CAUSES.contains(&record.cause.as_str()) {
+        return None;
+    }
+    let overridden = record
+        .override_
+        .as_ref()
+        .filter(|corrected| corrected.from != corrected.to);
+    let chosen = overridden.map_or(&record.decided_tier, |corrected| &corrected.from);
+    Some((chosen, overridden.is_some()))
+}
 
 /// Running counts over some records.
 #[derive(Clone, Debug, Default)]
@@ -84,15 +104,10 @@ impl Tally {
             self.paired_cost_micro_usd += cost;
             self.paired_top_micro_usd += top;
         }
-        let overridden = record
-            .override_
-            .as_ref()
-            .filter(|corrected| corrected.from != corrected.to);
-        if AUTOMATIC_CAUSES.contains(&record.cause.as_str()) {
+        if let Some((chosen, overridden)) = own_choice(record) {
             self.automatic += 1;
-            self.overridden += usize::from(overridden.is_some());
+            self.overridden += usize::from(overridden);
             if let Some(correct) = correct_tier {
-                let chosen = overridden.map_or(&record.decided_tier, |corrected| &corrected.from);
                 self.labelled += 1;
                 self.correct += usize::from(chosen == correct);
             }
@@ -270,6 +285,9 @@ pub struct Report {
     /// Windows with records, oldest first.
     pub windows: Vec<WindowReport>,
     pub totals: Summary,
+    /// Over every graded, automatically routed request with a known prompt length: the router's
+    /// accuracy beside routing by prompt length at the same tier shares.
+    pub length_baseline: Option<LengthBaseline>,
     pub trend: Trend,
     pub verdicts: Vec<Verdict>,
 }
@@ -391,6 +409,19 @@ pub fn build(
             tiers.push(tier.clone());
         }
     }
+    let rank = |name: &str| tiers.iter().position(|tier| tier == name);
+    let graded: Vec<Graded> = records
+        .iter()
+        .filter_map(|record| {
+            let correct = rank(feedback.correct_tier(&record.request_id)?)?;
+            Some(Graded {
+                prompt_tokens: record.usage?.prompt_tokens,
+                chosen: rank(own_choice(record)?.0)?,
+                correct,
+            })
+        })
+        .collect();
+    let length_baseline = length_baseline(&graded, tiers.len());
 
     let mut cumulative_requests = 0;
     let windows: Vec<WindowReport> = by_window
@@ -426,6 +457,7 @@ pub fn build(
         tiers,
         windows,
         totals,
+        length_baseline,
         trend,
     }
 }

@@ -357,3 +357,57 @@ fn the_json_carries_the_same_numbers() {
     assert_eq!(json["verdicts"][2]["status"], "not_met");
     assert_eq!(json["windows"][0]["shadow_effect"], serde_json::Value::Null);
 }
+
+/// The graded automatic requests are a1 (small, right), a2 (mid, wrong: frontier), a3 (triage chose
+/// mid, overridden; wrong: frontier) and b4 (small, right); b3's explicit model is not a routing
+/// decision. The log's requests all have the same prompt length, so by length each gets small or
+/// mid with even odds: a1 and b4 are right half the time, a2 and a3 never.
+#[test]
+fn the_accuracy_comes_with_prompt_length_at_the_same_tier_shares() {
+    let report = report(None);
+    let baseline = report.length_baseline.as_ref().unwrap();
+    assert_eq!(baseline.requests, 4);
+    assert_eq!(baseline.router_accuracy, 0.5);
+    assert_eq!(baseline.length_accuracy, 0.25);
+    let text = render_text(&report);
+    assert!(
+        text.contains("triage 50.0%, routing by prompt length at the same tier shares 25.0%"),
+        "{text}"
+    );
+
+    // Distinct lengths: a1 and b4 shortest, so they take the two small slots, both right. Without
+    // usage, b4 leaves both accuracies' base.
+    let mut log = log();
+    for (id, tokens) in [("a1", 100), ("b4", 200), ("a2", 300), ("a3", 400)] {
+        let record = log.records.iter_mut().find(|r| r.request_id == id).unwrap();
+        record.usage.as_mut().unwrap().prompt_tokens = tokens;
+    }
+    let by_length = build(&[log], &feedback(), &TIERS, None);
+    let baseline = by_length.length_baseline.unwrap();
+    assert_eq!(
+        (baseline.router_accuracy, baseline.length_accuracy),
+        (0.5, 0.5)
+    );
+    // b4 without usage: a1, a2 and a3 tie on length over one small and two mid slots, so a1 is
+    // right a third of the time.
+    let baseline = build(&[log_without_usage("b4")], &feedback(), &TIERS, None)
+        .length_baseline
+        .unwrap();
+    assert_eq!(baseline.requests, 3);
+    assert_eq!(baseline.router_accuracy, 1.0 / 3.0);
+    assert!((baseline.length_accuracy - 1.0 / 9.0).abs() < 1e-12);
+
+    let unlabelled = build(&[self::log()], &Feedback::default(), &TIERS, None);
+    assert_eq!(unlabelled.length_baseline, None);
+    assert!(!render_text(&unlabelled).contains("baseline"));
+}
+
+fn log_without_usage(id: &str) -> DecisionLog {
+    let mut log = log();
+    for record in &mut log.records {
+        if record.request_id == id {
+            record.usage = None;
+        }
+    }
+    log
+}

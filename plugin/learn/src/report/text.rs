@@ -166,6 +166,16 @@ pub fn render_text(report: &Report) -> String {
         );
     }
 
+    if let Some(baseline) = &report.length_baseline {
+        out += &format!(
+            "\naccuracy beside its baseline, over {} graded requests with a known prompt length:\n  \
+             triage {}, routing by prompt length at the same tier shares {}\n",
+            baseline.requests,
+            super::percent(baseline.router_accuracy),
+            super::percent(baseline.length_accuracy)
+        );
+    }
+
     out += "\ntargets:\n";
     let target_width = report
         .verdicts
