@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 
 mod common;
-use common::decision_log::{body, dataset_rows, log_and_feedback, write_log, EASY, HARD};
+use common::decision_log::{dataset_rows, log_and_feedback, route_prompts, write_log};
 use common::{assert_fails, text, triage_in, TempDir};
 
 const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/models/default.json");
@@ -40,25 +40,9 @@ fn read_json(dir: &TempDir, name: &str) -> Value {
 
 /// The tiers `triage route --config config` gives the log's 28 usable prompts.
 fn routed_tiers(dir: &TempDir, config: &str) -> Vec<String> {
-    let bodies: String = HARD
+    route_prompts(dir, config)
         .iter()
-        .chain(&EASY)
-        .map(|prompt| format!("{}\n", body(prompt)))
-        .collect();
-    dir.write("bodies.jsonl", &bodies);
-    let routed = triage_in(
-        &dir.0,
-        &["route", "--config", config, "--input", "bodies.jsonl"],
-    );
-    assert!(routed.status.success(), "{}", text(&routed.stderr));
-    text(&routed.stdout)
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["tier"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|decision| decision["tier"].as_str().unwrap().to_string())
         .collect()
 }
 

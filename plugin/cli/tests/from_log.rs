@@ -7,7 +7,9 @@ use std::process::Output;
 use serde_json::Value;
 
 mod common;
-use common::decision_log::{body, dataset_rows, log_and_feedback, write_log, EASY, HARD, PRICES};
+use common::decision_log::{
+    dataset_rows, log_and_feedback, route_prompts, write_log, EASY, HARD, PRICES,
+};
 use common::{assert_fails, text, triage_in, TempDir};
 
 fn train(dir: &TempDir, extra: &[&str]) -> Output {
@@ -69,30 +71,9 @@ fn train_from_log_counts_its_rows_and_writes_a_model_the_router_loads() {
     config["model"] =
         serde_json::from_slice(&std::fs::read(dir.0.join("model.json")).unwrap()).unwrap();
     dir.write("routed-config.json", &config.to_string());
-    let bodies: String = HARD
+    let scores: Vec<f64> = route_prompts(&dir, "routed-config.json")
         .iter()
-        .chain(&EASY)
-        .map(|prompt| format!("{}\n", body(prompt)))
-        .collect();
-    dir.write("bodies.jsonl", &bodies);
-    let routed = triage_in(
-        &dir.0,
-        &[
-            "route",
-            "--config",
-            "routed-config.json",
-            "--input",
-            "bodies.jsonl",
-        ],
-    );
-    assert!(routed.status.success(), "{}", text(&routed.stderr));
-    let scores: Vec<f64> = text(&routed.stdout)
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["score"]
-                .as_f64()
-                .unwrap()
-        })
+        .map(|decision| decision["score"].as_f64().unwrap())
         .collect();
     assert_eq!(scores.len(), HARD.len() + EASY.len());
     let mean = |scores: &[f64]| scores.iter().sum::<f64>() / scores.len() as f64;

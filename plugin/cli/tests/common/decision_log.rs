@@ -167,3 +167,23 @@ pub fn dataset_rows() -> String {
         .collect();
     rows.join("\n")
 }
+
+/// `triage route --config config` (a file in `dir`) over the HARD then the EASY prompts: one JSON
+/// decision per prompt, in that order.
+pub fn route_prompts(dir: &TempDir, config: &str) -> Vec<Value> {
+    let bodies: String = HARD
+        .iter()
+        .chain(&EASY)
+        .map(|prompt| format!("{}\n", body(prompt)))
+        .collect();
+    dir.write("bodies.jsonl", &bodies);
+    let routed = super::triage_in(
+        &dir.0,
+        &["route", "--config", config, "--input", "bodies.jsonl"],
+    );
+    assert!(routed.status.success(), "{}", super::text(&routed.stderr));
+    super::text(&routed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
