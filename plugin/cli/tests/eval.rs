@@ -205,6 +205,14 @@ fn intervals_and_the_other_models_reference_where_rows_have_every_model() {
         sweep["bootstrap"],
         serde_json::json!({"resamples": 1000, "seed": 1})
     );
+    // Each score's best quality within 30% of always-frontier's cost; the plain rows have no
+    // reference figure.
+    let budget = &datasets[0]["within_budget"];
+    assert_eq!(budget["max_cost"], 0.3);
+    for score in ["router", "prompt_length", "other_models_reference"] {
+        assert!(budget[score].as_f64().is_some_and(|q| q > 0.0), "{budget}");
+    }
+    assert!(datasets[1]["within_budget"]["other_models_reference"].is_null());
 
     let output = triage(&["eval", "--data", &bench]);
     assert!(output.status.success());
@@ -213,6 +221,7 @@ fn intervals_and_the_other_models_reference_where_rows_have_every_model() {
         "other-models-same-shares*",
         "* other-models reference (knows 8 other models' results per item; not a deployable router)",
         "router - prompt length APGR:",
+        "best quality within 30.0% of always-frontier's cost",
         "95% CI: percentile bootstrap over rows, 1000 resamples, seed 1",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");

@@ -218,6 +218,9 @@ pub struct Report {
     pub sweep: Sweep,
     /// None unless every row has at least [`baselines::MIN_OTHER_MODELS`] other models.
     pub other_models_reference: Option<OtherModels>,
+    /// The best quality each score's thresholds reach within [`budget::MAX_COST`], over the
+    /// scored rows.
+    pub within_budget: budget::WithinBudget,
     #[serde(skip)]
     pub curves: Curves,
 }
@@ -339,10 +342,12 @@ pub fn evaluate(
     let mut by_score = Vec::new();
     let mut by_length = Vec::new();
     let mut by_reference = Vec::new();
+    let mut scored_rows: Vec<&Row> = Vec::new();
     for (index, (row, decision)) in rows.iter().zip(judged).enumerate() {
         let Some(score) = decision.score else {
             continue;
         };
+        scored_rows.push(row);
         let (weak, strong) = baselines::extremes(row)?;
         let scored = Scored {
             score,
@@ -417,6 +422,17 @@ pub fn evaluate(
         }
         None => None,
     };
+    let tier_names: Vec<String> = tiers.iter().map(|tier| tier.to_string()).collect();
+    let best = |scores: &[Scored]| {
+        let keys: Vec<f64> = scores.iter().map(|scored| scored.score).collect();
+        budget::best_quality(&scored_rows, &keys, &tier_names, budget::MAX_COST)
+    };
+    let within_budget = budget::WithinBudget {
+        max_cost: budget::MAX_COST,
+        router: best(&by_score),
+        prompt_length: best(&by_length),
+        other_models_reference: reference_keys.as_ref().and_then(|_| best(&by_reference)),
+    };
     Ok(Report {
         dataset: dataset.to_string(),
         rows: rows.len(),
@@ -434,6 +450,7 @@ pub fn evaluate(
         random_share_strong,
         sweep,
         other_models_reference,
+        within_budget,
         curves: Curves {
             router: router_curve,
             prompt_length: metrics::sweep(&by_length),
@@ -567,6 +584,17 @@ pub fn render_text(reports: &[Report]) -> String {
                 d.estimate, d.low, d.high
             ));
         }
+        let budget = &report.within_budget;
+        let reference_best = budget
+            .other_models_reference
+            .map(|quality| format!(", {REFERENCE_SCORE} {}", percent(Some(quality))))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "best quality within {} of always-{top}'s cost, thresholds fitted on these rows: router {}, prompt length {}{reference_best}\n",
+            percent(Some(budget.max_cost)),
+            percent(budget.router),
+            percent(budget.prompt_length),
+        ));
         out.push_str(&format!("95% CI: {}\n", sweep.bootstrap));
         if let Some(reference) = reference {
             out.push_str(&format!("{REFERENCE_MARK} {}\n", reference.label()));
@@ -607,6 +635,8 @@ fn table<const N: usize>(lines: &[[String; N]]) -> String {
     }
     out
 }
+
+pub mod budget;
 
 #[cfg(test)]
 mod tests;
