@@ -187,3 +187,8 @@ pub fn route_prompts(dir: &TempDir, config: &str) -> Vec<Value> {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
+
+/// What `train --from-log` and `calibrate --from-log` print first for [`write_log`]'s log.
+pub const LOG_SUMMARY: &str = "from the log: 28 rows of 35 records (2 lines not records); by label rule: feedback 8, override 4, escalation 4, served 12\n\
+     skipped 7 records: 2 without a request body, 1 of an API other than openai_chat, 2 without a 2xx answer or a correction, 2 without label information (cheapest or dearest tier unknown)\n\
+     feedback: 8 rows, 0 matching no record\n";
