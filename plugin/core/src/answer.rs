@@ -73,6 +73,16 @@ pub enum Weakness {
 }
 
 impl Weakness {
+    pub const ALL: [Weakness; 7] = [
+        Weakness::Truncated,
+        Weakness::Empty,
+        Weakness::Refusal,
+        Weakness::InvalidJson,
+        Weakness::InvalidToolArgs,
+        Weakness::LowLogprob,
+        Weakness::StreamError,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Weakness::Truncated => "truncated",

@@ -1,6 +1,8 @@
 //! Names for why a request moved up a tier (a weak answer is named by `Weakness::as_str`), shared by the filter (metric labels, decision records)
 //! and the CLI reports.
 
+use crate::answer::Weakness;
+
 /// Every escalation cause, a bounded set: metric series are defined for each.
 pub const ESCALATION_CAUSES: [&str; 13] = [
     "connect_failure",
@@ -22,16 +24,9 @@ pub const ESCALATION_CAUSES: [&str; 13] = [
 /// weak), as opposed to the tier being unavailable (refused, reset, timed out, rate-limited, a 5xx,
 /// or skipped by its open breaker), which says nothing about the request's difficulty.
 pub fn cause_judges_the_answer(cause: &str) -> bool {
-    matches!(
-        cause,
-        "truncated"
-            | "empty"
-            | "refusal"
-            | "invalid_json"
-            | "invalid_tool_args"
-            | "low_logprob"
-            | "stream_error"
-    )
+    Weakness::ALL
+        .iter()
+        .any(|weakness| weakness.as_str() == cause)
 }
 
 /// Why an upstream answer with a failing status failed. `details` is Envoy's response code details
@@ -57,7 +52,6 @@ pub fn failure_cause(status: u16, details: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::Weakness;
 
     #[test]
     fn envoy_details_name_the_failure() {
@@ -98,15 +92,7 @@ mod tests {
 
     #[test]
     fn every_weakness_is_a_known_cause() {
-        for weakness in [
-            Weakness::Truncated,
-            Weakness::Empty,
-            Weakness::Refusal,
-            Weakness::InvalidJson,
-            Weakness::InvalidToolArgs,
-            Weakness::LowLogprob,
-            Weakness::StreamError,
-        ] {
+        for weakness in Weakness::ALL {
             assert!(
                 ESCALATION_CAUSES.contains(&weakness.as_str()),
                 "{weakness:?}"

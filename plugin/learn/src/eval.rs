@@ -29,6 +29,7 @@ use triage_core::{decide, ApiFormat, Cause, Config, RequestHead};
 
 use crate::baselines::{self, EvalError, Mean};
 use crate::bootstrap::{self, Bootstrap, Difference, Interval};
+use crate::columns::columns;
 use crate::dataset::{Row, DATASET_TIERS};
 use crate::metrics::{self, Scored, SweepPoint};
 
@@ -541,7 +542,7 @@ pub fn render_text(reports: &[Report]) -> String {
                 percent(Some(policy.cost_vs_top)),
             ]);
         }
-        out.push_str(&table(&lines));
+        out.push_str(&columns(&lines, ""));
         let sweep = &report.sweep;
         out.push_str(&format!(
             "\nscore sweep, cheapest -> dearest tier of each row, {} scored rows ({} unscored left out):\n",
@@ -577,7 +578,7 @@ pub fn render_text(reports: &[Report]) -> String {
                 fixed(metrics.auc),
             ]);
         }
-        out.push_str(&table(&lines));
+        out.push_str(&columns(&lines, ""));
         if let Some(d) = &sweep.router_minus_length {
             out.push_str(&format!(
                 "router - prompt length APGR: {:+.3} [{:+.3}, {:+.3}] (paired)\n",
@@ -607,34 +608,6 @@ pub fn render_text(reports: &[Report]) -> String {
 /// Marks the other-models reference's lines, which the label under the tables explains.
 const REFERENCE_MARK: &str = "*";
 const REFERENCE_SCORE: &str = "other-models reference*";
-
-/// Left-aligned first column, right-aligned numbers, two spaces between columns.
-fn table<const N: usize>(lines: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for line in lines {
-        for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(column, (cell, width))| {
-                if column == 0 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
 
 pub mod budget;
 

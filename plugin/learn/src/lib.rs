@@ -4,6 +4,7 @@
 pub mod baselines;
 pub mod bootstrap;
 pub mod calibrate;
+mod columns;
 pub mod dataset;
 pub mod eval;
 pub mod log;

@@ -954,18 +954,7 @@ fn the_decision_carries_what_the_request_expects() {
 
 #[test]
 fn weakness_names() {
-    let names: Vec<&str> = [
-        Weakness::Truncated,
-        Weakness::Empty,
-        Weakness::Refusal,
-        Weakness::InvalidJson,
-        Weakness::InvalidToolArgs,
-        Weakness::LowLogprob,
-        Weakness::StreamError,
-    ]
-    .iter()
-    .map(Weakness::as_str)
-    .collect();
+    let names: Vec<&str> = Weakness::ALL.iter().map(Weakness::as_str).collect();
     assert_eq!(
         names,
         [

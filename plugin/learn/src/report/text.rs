@@ -2,6 +2,7 @@
 //! the cost-per-task trend and the verdicts.
 
 use super::{Report, Status, Summary};
+use crate::columns::columns;
 
 fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), super::percent)
@@ -9,39 +10,6 @@ fn percent(value: Option<f64>) -> String {
 
 fn usd(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("${v:.decimals$}"))
-}
-
-/// Columns padded to their widest cell: the first left-aligned, the others right-aligned.
-fn table(rows: &[Vec<String>], indent: &str) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|column| {
-            rows.iter()
-                .filter_map(|row| row.get(column))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(column, (cell, width))| {
-                if column == 0 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        out += indent;
-        out += cells.join("  ").trim_end();
-        out.push('\n');
-    }
-    out
 }
 
 fn summary_row(label: &str, summary: &Summary) -> Vec<String> {
@@ -128,7 +96,7 @@ pub fn render_text(report: &Report) -> String {
             .map(|window| summary_row(&window.start, &window.summary)),
     );
     rows.push(summary_row("totals", &report.totals));
-    out += &table(&rows, "");
+    out += &columns(&rows, "");
 
     let shadowed: Vec<Vec<String>> = report
         .windows
@@ -139,7 +107,7 @@ pub fn render_text(report: &Report) -> String {
         .collect();
     if !shadowed.is_empty() {
         out += "\nshadow mode, priced effect of enforcing:\n";
-        out += &table(&shadowed, "  ");
+        out += &columns(&shadowed, "  ");
     }
 
     out += "\ncost per task as volume grows:\n";
@@ -154,7 +122,7 @@ pub fn render_text(report: &Report) -> String {
             usd(window.summary.cost_per_task_usd, 6),
         ]
     }));
-    out += &table(&trend, "  ");
+    out += &columns(&trend, "  ");
     if let (Some(first), Some(last), Some(change)) = (
         report.trend.first_cost_per_task_usd,
         report.trend.last_cost_per_task_usd,
