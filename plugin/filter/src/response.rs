@@ -76,24 +76,32 @@ impl TriageRequest {
     }
 
     /// Each chunk is read for usage as it passes; while the escalation watch holds the answer,
-    /// Envoy keeps buffering and hands back the whole buffer, of which only the new bytes are read.
+    /// Envoy keeps buffering and hands back the whole buffer, of which only the new bytes are
+    /// copied out (a long answer in small frames would otherwise be copied over and over), except
+    /// at the end of an answer held whole, which is judged whole.
     pub(crate) fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(mut routed) = self.take_routed() else {
             return Action::Continue;
         };
-        let buffer =
-            host::buffer(BufferType::HttpResponseBody, 0, body_size).unwrap_or_else(|status| {
+        let judged_whole = end_of_stream && matches!(routed.hold, Hold::Whole);
+        let start = if judged_whole {
+            0
+        } else {
+            routed.seen.min(body_size)
+        };
+        let buffer = host::buffer(BufferType::HttpResponseBody, start, body_size - start)
+            .unwrap_or_else(|status| {
                 self.warn("reading the response body", status);
                 Vec::new()
             });
-        let fresh_from = routed.seen.min(buffer.len());
+        let fresh_from = (routed.seen.min(body_size) - start).min(buffer.len());
         if let Some(reader) = routed.usage.as_mut() {
             reader.feed(&buffer[fresh_from..]);
         }
         routed.response_ended |= end_of_stream;
         let action = self.watch_answer_body(&mut routed, &buffer, fresh_from, end_of_stream);
         routed.seen = if action == Action::Pause {
-            buffer.len()
+            body_size
         } else {
             0
         };
