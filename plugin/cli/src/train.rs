@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// Fits run in parallel (the result does not depend on it); all cores by default.
     #[arg(long)]
     threads: Option<usize>,
+    /// Skip leave-one-source-out (the chosen point fitted once per source on the other sources'
+    /// rows and scored on that source's), for a quicker run.
+    #[arg(long)]
+    no_loso: bool,
 }
 
 /// The command line as typed, quoted where a shell would need it, for the model's provenance.
@@ -183,6 +187,7 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
             .collect(),
         command: command_line(),
         bootstrap: defaults.bootstrap,
+        leave_one_source_out: !args.no_loso,
     };
     let progress = progress_bar();
     let trained = train::train(&sources, &options, &progress).map_err(|e| e.to_string())?;

@@ -141,6 +141,89 @@ fn train_writes_a_deterministic_model_with_its_provenance() {
     assert_ne!(bytes, std::fs::read(second.path("other.json")).unwrap());
 }
 
+/// `triage train` on the synthetic rows split into two sources, `first.jsonl` and `second.jsonl`,
+/// with `extra` arguments.
+fn train_two_sources_in(dir: &TempDir, extra: &[&str]) -> Output {
+    let rows = dataset();
+    let lines: Vec<&str> = rows.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    dir.write("first.jsonl", &(first.join("\n") + "\n"));
+    dir.write("second.jsonl", &(second.join("\n") + "\n"));
+    let mut args = vec![
+        "train",
+        "--data",
+        "first.jsonl",
+        "second.jsonl",
+        "--out",
+        "model.json",
+        "--folds",
+        "3",
+        "--buckets",
+        "1024",
+        "--target",
+        "max-top-share=0.6",
+    ];
+    args.extend(extra);
+    triage_in(&dir.0, &args)
+}
+
+fn meta_in(dir: &TempDir) -> Value {
+    let bytes = std::fs::read(dir.path("model.json")).unwrap();
+    triage_core::Model::from_json(&bytes).unwrap().meta
+}
+
+#[test]
+fn train_on_two_sources_reports_leave_one_source_out_unless_told_not_to() {
+    let dir = TempDir::new("train");
+    let output = train_two_sources_in(&dir, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    let (k_fold, rest) = report
+        .split_once("leave-one-source-out (fit on the other sources")
+        .unwrap_or_else(|| panic!("no leave-one-source-out table: {report}"));
+    assert!(k_fold.contains("cross-validated, out-of-fold"), "{report}");
+    let (loso, _) = rest.split_once("platt:").unwrap();
+    let source_lines: Vec<&str> = loso
+        .lines()
+        .filter(|line| line.starts_with("first.jsonl") || line.starts_with("second.jsonl"))
+        .collect();
+    assert_eq!(source_lines.len(), 2, "{loso}");
+    assert!(
+        source_lines.iter().all(|line| line.contains('[')),
+        "each source has its APGR interval: {loso}"
+    );
+    assert!(
+        loso.contains("leave-one-source-out: the model's APGR is"),
+        "the verdict: {loso}"
+    );
+
+    let meta = meta_in(&dir);
+    let entries = meta["leave_one_source_out"].as_array().unwrap();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first.jsonl", "second.jsonl"]);
+    for (entry, cv) in entries
+        .iter()
+        .zip(meta["cross_validation"].as_array().unwrap())
+    {
+        assert_eq!(entry["rows"], 60);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(entry), keys(cv), "the same shape as cross_validation");
+        assert!(entry["model"]["apgr"].is_f64() && entry["model_apgr_interval"]["low"].is_f64());
+    }
+
+    let quick = train_two_sources_in(&dir, &["--no-loso"]);
+    assert!(quick.status.success(), "{}", text(&quick.stderr));
+    let report = text(&quick.stdout);
+    assert!(!report.contains("leave-one-source-out"), "{report}");
+    assert!(report.contains("cross-validated, out-of-fold"), "{report}");
+    let meta = meta_in(&dir);
+    assert!(meta.get("leave_one_source_out").is_none(), "{meta}");
+    assert_eq!(meta["cross_validation"].as_array().unwrap().len(), 3);
+}
+
 #[test]
 fn calibrate_meets_the_target_and_writes_a_config_the_router_loads() {
     let dir = TempDir::new("train");

@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod eval;
 pub mod log;
 pub mod logistic;
+pub mod loso;
 pub mod metrics;
 pub mod plot;
 pub mod report;

@@ -18,6 +18,10 @@
 //!    the same out-of-fold probabilities.
 //! 5. The final model is the winner refitted on every row.
 //!
+//! With several sources the winner is also fitted once per source on the other sources' rows only
+//! ([`crate::loso`]): k-fold numbers say how the router does on task families it was trained on,
+//! those say how it does on one it never saw.
+//!
 //! The winner's out-of-fold APGR gets a 95% bootstrap interval per source, and so does its lead over
 //! prompt length (paired: the same resampled rows for both), since differences of 0.01 between grid
 //! points or fold seeds are within the noise; only the winner, so the grid search pays nothing.
@@ -39,6 +43,7 @@ use crate::bootstrap::{self, Bootstrap, Difference, Interval};
 use crate::calibrate::{self, OperatingPoint, Target};
 use crate::dataset::Row;
 use crate::logistic::{self, DensePrior, Example, FitOptions};
+use crate::loso;
 use crate::metrics::{self, Scored};
 use crate::rng::SplitMix;
 
@@ -93,6 +98,8 @@ pub struct TrainOptions {
     /// The resamples of the chosen point's APGR intervals; their own seed, so changing the fold seed
     /// shows the folds' noise apart from the resamples'.
     pub bootstrap: Bootstrap,
+    /// Also fit the chosen point once per source without that source's rows ([`crate::loso`]).
+    pub leave_one_source_out: bool,
 }
 
 impl Default for TrainOptions {
@@ -112,6 +119,7 @@ impl Default for TrainOptions {
             threshold_sources: Vec::new(),
             command: String::new(),
             bootstrap: Bootstrap::default(),
+            leave_one_source_out: true,
         }
     }
 }
@@ -228,6 +236,20 @@ pub struct SourceReport {
     pub model_minus_length: Option<Difference>,
 }
 
+impl SourceReport {
+    /// One entry of the meta's `cross_validation` and `leave_one_source_out`.
+    fn to_json(&self) -> Value {
+        json!({
+            "source": self.source, "rows": self.rows, "positives": self.positives,
+            "model": self.model.to_json(), "prompt_length": self.length.to_json(),
+            "model_apgr_interval": self.model_apgr_interval.map(|i| json!({"low": round(Some(i.low)), "high": round(Some(i.high))})),
+            "model_minus_length_apgr": self.model_minus_length.map(|d| json!({
+                "estimate": round(Some(d.estimate)), "low": round(Some(d.low)), "high": round(Some(d.high)),
+            })),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct GridPoint {
     pub buckets: u32,
@@ -256,6 +278,9 @@ pub struct TrainReport {
     pub final_gradient_norm: f64,
     /// How the chosen point's intervals were drawn.
     pub bootstrap: Bootstrap,
+    /// The chosen point's numbers per source when fitted on the other sources only; None when
+    /// switched off or with fewer than two sources.
+    pub leave_one_source_out: Option<Vec<SourceReport>>,
 }
 
 impl TrainReport {
@@ -281,53 +306,14 @@ impl TrainReport {
                 "cross-validated, out-of-fold (buckets {}, l2 {}, prior-l2 {}):\n",
                 point.buckets, point.l2, point.prior_l2
             );
-            out += &format!(
-                "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
-                "source",
-                "rows",
-                "pos",
-                "AUC",
-                "APGR",
-                "CPT50",
-                "CPT80",
-                "AUC",
-                "APGR",
-                "CPT50",
-                "CPT80",
-                "APGR 95% CI",
-                "vs length [95% CI]"
-            );
-            out += &format!("{:<42}   model{:<25}   length{:<24}   model\n", "", "", "");
-            let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-            for source in &point.sources {
-                let (m, l) = (source.model, source.length);
-                let interval = source
-                    .model_apgr_interval
-                    .map_or("-".to_string(), |i| format!("[{:.3},{:.3}]", i.low, i.high));
-                let lead = source.model_minus_length.map_or("-".to_string(), |d| {
-                    format!("{:+.3} [{:+.3},{:+.3}]", d.estimate, d.low, d.high)
-                });
-                out += &format!(
-                    "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
-                    source.source,
-                    source.rows,
-                    source.positives,
-                    cell(m.auc),
-                    cell(m.apgr),
-                    cell(m.cpt50),
-                    cell(m.cpt80),
-                    cell(l.auc),
-                    cell(l.apgr),
-                    cell(l.cpt50),
-                    cell(l.cpt80),
-                    interval,
-                    lead
-                );
-            }
+            out += &source_table(&point.sources);
             out += &format!(
                 "APGR 95% CI: {}; vs length: model APGR - length APGR, paired (the same resampled rows)\n",
                 self.bootstrap
             );
+        }
+        if let Some(reports) = &self.leave_one_source_out {
+            out += &loso::table(reports);
         }
         out += &format!(
             "platt: a {:.4}, b {:.4}; final fit: {} iterations, gradient norm {:.2e}\n",
@@ -358,13 +344,63 @@ impl TrainReport {
     }
 }
 
+/// Per source: rows, positives, the model's and prompt length's AUC, APGR, CPT(50%) and CPT(80%), the
+/// model's APGR interval and its lead over length; the k-fold and leave-one-source-out tables alike.
+pub(crate) fn source_table(sources: &[SourceReport]) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
+        "source",
+        "rows",
+        "pos",
+        "AUC",
+        "APGR",
+        "CPT50",
+        "CPT80",
+        "AUC",
+        "APGR",
+        "CPT50",
+        "CPT80",
+        "APGR 95% CI",
+        "vs length [95% CI]"
+    );
+    out += &format!("{:<42}   model{:<25}   length{:<24}   model\n", "", "", "");
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for source in sources {
+        let (m, l) = (source.model, source.length);
+        let interval = source
+            .model_apgr_interval
+            .map_or("-".to_string(), |i| format!("[{:.3},{:.3}]", i.low, i.high));
+        let lead = source.model_minus_length.map_or("-".to_string(), |d| {
+            format!("{:+.3} [{:+.3},{:+.3}]", d.estimate, d.low, d.high)
+        });
+        out += &format!(
+            "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
+            source.source,
+            source.rows,
+            source.positives,
+            cell(m.auc),
+            cell(m.apgr),
+            cell(m.cpt50),
+            cell(m.cpt80),
+            cell(l.auc),
+            cell(l.apgr),
+            cell(l.cpt50),
+            cell(l.cpt80),
+            interval,
+            lead
+        );
+    }
+    out
+}
+
 pub struct Trained {
     pub model: Model,
     pub report: TrainReport,
 }
 
 /// Runs `count` jobs on `threads` threads; results come back in job order.
-fn run_jobs<T: Send>(
+pub(crate) fn run_jobs<T: Send>(
     count: usize,
     threads: usize,
     progress: &ProgressBar,
@@ -556,6 +592,19 @@ pub fn train(
     if let Some(point) = grid.get_mut(chosen) {
         add_intervals(point, sources.len(), &rows, logits, options.bootstrap);
     }
+    let leave_one_source_out = if options.leave_one_source_out {
+        let fit = fit_options(buckets, l2, prior_l2);
+        loso::reports(
+            sources,
+            &rows,
+            examples_for(buckets)?,
+            &fit,
+            options,
+            progress,
+        )?
+    } else {
+        None
+    };
     let (a, b) =
         logistic::platt(logits, &labels).map_err(|e| TrainError(format!("calibration: {e}")))?;
     let calibration = Calibration { a, b };
@@ -628,6 +677,7 @@ pub fn train(
         final_iterations: fit.iterations,
         final_gradient_norm: fit.gradient_norm,
         bootstrap: options.bootstrap,
+        leave_one_source_out,
     };
     let model = Model {
         buckets,
@@ -651,18 +701,7 @@ fn grid_point(
     logits: &[f64],
     (buckets, l2, prior_l2): (u32, f64, f64),
 ) -> GridPoint {
-    let report = |name: String, source: Option<usize>| {
-        let (model, length) = model_and_length(rows, logits, source);
-        SourceReport {
-            source: name,
-            rows: rows_of(rows, source).count(),
-            positives: model.iter().filter(|s| s.label()).count(),
-            model: Metrics::of(&model),
-            length: Metrics::of(&length),
-            model_apgr_interval: None,
-            model_minus_length: None,
-        }
-    };
+    let report = |name: String, source: Option<usize>| source_report(name, rows, logits, source);
     let mut reports: Vec<SourceReport> = sources
         .iter()
         .enumerate()
@@ -687,6 +726,26 @@ fn grid_point(
         prior_l2,
         sources: reports,
         mean_apgr,
+    }
+}
+
+/// The numbers of the rows of `source` (every row when None) scored by `logits`, beside prompt
+/// length's; no intervals.
+pub(crate) fn source_report(
+    name: String,
+    rows: &[(usize, &Row)],
+    logits: &[f64],
+    source: Option<usize>,
+) -> SourceReport {
+    let (model, length) = model_and_length(rows, logits, source);
+    SourceReport {
+        source: name,
+        rows: rows_of(rows, source).count(),
+        positives: model.iter().filter(|s| s.label()).count(),
+        model: Metrics::of(&model),
+        length: Metrics::of(&length),
+        model_apgr_interval: None,
+        model_minus_length: None,
     }
 }
 
@@ -727,17 +786,28 @@ fn add_intervals(
 ) {
     let picks = (0..sources).map(Some).chain((sources > 1).then_some(None));
     for (report, source) in point.sources.iter_mut().zip(picks) {
-        let (model, length) = model_and_length(rows, logits, source);
-        let Some(resampled) = bootstrap::resample(&[&model, &length], options) else {
-            continue;
-        };
+        add_interval(report, rows, logits, source, options);
+    }
+}
+
+/// Fills `report`'s APGR interval and its paired lead over prompt length, on the rows of `source`
+/// (every row when None) scored by `logits`.
+pub(crate) fn add_interval(
+    report: &mut SourceReport,
+    rows: &[(usize, &Row)],
+    logits: &[f64],
+    source: Option<usize>,
+    options: Bootstrap,
+) {
+    let (model, length) = model_and_length(rows, logits, source);
+    if let Some(resampled) = bootstrap::resample(&[&model, &length], options) {
         report.model_apgr_interval = resampled.interval(0);
         report.model_minus_length = resampled.difference(0, 1);
     }
 }
 
 /// The file name of a path, for tables.
-fn display_name(path: &str) -> String {
+pub(crate) fn display_name(path: &str) -> String {
     std::path::Path::new(path)
         .file_name()
         .map_or(path.to_string(), |name| name.to_string_lossy().into_owned())
@@ -765,7 +835,7 @@ fn choose(grid: &[GridPoint]) -> usize {
 
 fn meta(sources: &[Source], options: &TrainOptions, report: &TrainReport) -> Value {
     let point = report.chosen();
-    json!({
+    let mut meta = json!({
         "trained_by": "triage train",
         "command": options.command,
         "data": sources.iter().map(|s| json!({"file": s.name, "rows": s.rows.len()})).collect::<Vec<_>>(),
@@ -794,14 +864,7 @@ fn meta(sources: &[Source], options: &TrainOptions, report: &TrainReport) -> Val
         "grid": report.grid.iter().map(|p| json!({
             "buckets": p.buckets, "l2": p.l2, "prior_l2": p.prior_l2, "mean_apgr": round(Some(p.mean_apgr)),
         })).collect::<Vec<_>>(),
-        "cross_validation": point.map(|p| p.sources.iter().map(|s| json!({
-            "source": s.source, "rows": s.rows, "positives": s.positives,
-            "model": s.model.to_json(), "prompt_length": s.length.to_json(),
-            "model_apgr_interval": s.model_apgr_interval.map(|i| json!({"low": round(Some(i.low)), "high": round(Some(i.high))})),
-            "model_minus_length_apgr": s.model_minus_length.map(|d| json!({
-                "estimate": round(Some(d.estimate)), "low": round(Some(d.low)), "high": round(Some(d.high)),
-            })),
-        })).collect::<Vec<_>>()),
+        "cross_validation": point.map(|p| p.sources.iter().map(SourceReport::to_json).collect::<Vec<_>>()),
         "intervals": {
             "method": format!("{}; model_minus_length_apgr is paired (the same resampled rows for both scores)", report.bootstrap),
             "level": bootstrap::LEVEL,
@@ -825,7 +888,11 @@ fn meta(sources: &[Source], options: &TrainOptions, report: &TrainReport) -> Val
                 "shares": point.tiers.iter().map(|t| round(Some(t.share))).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         },
-    })
+    });
+    if let Some(reports) = &report.leave_one_source_out {
+        meta["leave_one_source_out"] = reports.iter().map(SourceReport::to_json).collect();
+    }
+    meta
 }
 
 #[cfg(test)]
