@@ -78,6 +78,10 @@ pub struct TrainArgs {
     /// rows and scored on that source's), for a quicker run.
     #[arg(long)]
     no_loso: bool,
+    /// Leave the prompt's embedding out: a model of the features and n-grams only, as before the
+    /// embeddings (to measure what the embedding adds).
+    #[arg(long)]
+    no_semantic: bool,
 }
 
 /// The command line as typed, quoted where a shell would need it, for the model's provenance.
@@ -188,6 +192,7 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
         command: command_line(),
         bootstrap: defaults.bootstrap,
         leave_one_source_out: !args.no_loso,
+        semantic: !args.no_semantic,
     };
     let progress = progress_bar();
     let trained = train::train(&sources, &options, &progress).map_err(|e| e.to_string())?;

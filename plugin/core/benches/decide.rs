@@ -1,9 +1,11 @@
 //! `cargo bench -p triage-core --bench decide`: one full decision on a realistic 4 KB chat request and
-//! on a 1 MB one (throughput), and the shipped model's prediction alone on an already parsed request.
+//! on a 1 MB one (throughput), and the shipped model's prediction, the hand-made features and the
+//! prompt's embedding alone on an already parsed request.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use triage_core::embed::Embedder;
 use triage_core::{decide, parse_request, ApiFormat, Config, Features, Model, RequestHead};
 
 const SYSTEM: &str = "You are a senior backend engineer helping a team that runs a payments platform. \
@@ -115,6 +117,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function("features_only", |b| {
             b.iter(|| Features::extract(black_box(&request), cap))
         });
+        if let Ok(embedder) = Embedder::shipped() {
+            group.bench_function("embedding_only", |b| {
+                b.iter(|| embedder.embed_request(black_box(&request)))
+            });
+        }
     }
     group.bench_function("parse_only", |b| {
         b.iter(|| parse_request(ApiFormat::OpenAiChat, black_box(&small)).is_ok())

@@ -9,6 +9,7 @@ mod answer;
 mod breaker;
 mod config;
 mod decision;
+pub mod embed;
 mod escalation;
 mod features;
 mod format;

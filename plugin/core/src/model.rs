@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 pub use file::ModelError;
 
 use crate::decision::FailOpen;
+use crate::embed::{self, Embedder};
 use crate::features::{Features, TextReader, FEATURE_COUNT, FEATURE_NAMES};
 use crate::format::{parse_request, ApiFormat, ParsedRequest};
 use crate::scan;
@@ -34,6 +35,22 @@ pub struct ModelInputs {
     /// (bucket, value) sorted by bucket, merged, no zeros. A bucket's value is the sum over its
     /// n-grams of `1 / sqrt(n-grams of that kind in the request)`.
     pub sparse: Vec<(u32, f64)>,
+    /// [`semantic_inputs`] of the request (zeros when the shipped table did not load).
+    pub semantic: [f64; embed::DIMS],
+}
+
+/// The representation the semantic weights multiply: the unit-length embedding scaled by
+/// `sqrt(DIMS)`, so a component is about 1 in size, like the dense features, and one L2 strength
+/// suits both.
+pub fn semantic_inputs(request: &ParsedRequest) -> [f64; embed::DIMS] {
+    let mut out = [0.0; embed::DIMS];
+    if let Ok(embedder) = Embedder::shipped() {
+        let scale = (embed::DIMS as f64).sqrt();
+        for (value, unit) in out.iter_mut().zip(embedder.embed_request(request)) {
+            *value = scale * f64::from(unit);
+        }
+    }
+    out
 }
 
 impl ModelInputs {
@@ -65,7 +82,11 @@ impl ModelInputs {
             }
         }
         sparse.retain(|(_, value)| *value != 0.0);
-        ModelInputs { dense, sparse }
+        ModelInputs {
+            dense,
+            sparse,
+            semantic: semantic_inputs(request),
+        }
     }
 }
 
@@ -103,6 +124,9 @@ pub struct Model {
     pub thresholds: Vec<f64>,
     /// The tier names the thresholds were calibrated for, cheapest first.
     pub tiers: Vec<String>,
+    /// One weight per dimension of [`semantic_inputs`]; None for a model without them (every model
+    /// before the embeddings), which then costs no embedding.
+    pub semantic: Option<Vec<f64>>,
     /// Free-form provenance (data files, seed, folds, cross-validation summary); not checksummed.
     pub meta: serde_json::Value,
 }
@@ -150,7 +174,7 @@ impl Model {
             .iter()
             .map(|(bucket, value)| self.sparse_weight(*bucket) * value)
             .sum();
-        self.bias + dense + sparse
+        self.bias + dense + sparse + self.semantic_logit(&inputs.semantic)
     }
 
     /// The calibrated probability of `inputs`.
@@ -173,15 +197,27 @@ impl Model {
         for ((contribution, weight), value) in dense.iter_mut().zip(&self.dense).zip(values) {
             *contribution = weight * value;
         }
-        let raw_logit = self.bias + dense.iter().sum::<f64>() + ngrams;
+        let semantic = match &self.semantic {
+            Some(_) => self.semantic_logit(&semantic_inputs(request)),
+            None => 0.0,
+        };
+        let raw_logit = self.bias + dense.iter().sum::<f64>() + ngrams + semantic;
         Prediction {
             probability: self.calibrated(raw_logit),
-            reasons: self.reasons(&dense, ngrams),
+            reasons: self.reasons(&dense, &[("ngrams", ngrams), ("semantic", semantic)]),
         }
     }
 
+    /// The semantic weights times `inputs` (0 without semantic weights).
+    fn semantic_logit(&self, inputs: &[f64; embed::DIMS]) -> f64 {
+        self.semantic.as_ref().map_or(0.0, |weights| {
+            weights.iter().zip(inputs).map(|(w, x)| w * x).sum()
+        })
+    }
+
     /// Contributions to the calibrated logit (`a * w * x`), the largest first; zeros are left out.
-    fn reasons(&self, dense: &[f64], ngrams: f64) -> Vec<String> {
+    /// The top dense features, and each of `totals` (the n-grams', the embedding's) by name.
+    fn reasons(&self, dense: &[f64], totals: &[(&'static str, f64)]) -> Vec<String> {
         let a = self.calibration.a;
         let mut features: Vec<(&str, f64)> = FEATURE_NAMES
             .iter()
@@ -191,10 +227,12 @@ impl Model {
             .collect();
         features.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
         features.truncate(TOP_FEATURES);
-        if a * ngrams != 0.0 {
-            features.push(("ngrams", a * ngrams));
-            features.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
+        for (name, total) in totals {
+            if a * total != 0.0 {
+                features.push((name, a * total));
+            }
         }
+        features.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
         features
             .iter()
             .map(|(name, contribution)| format!("{name}{contribution:+.2}"))
@@ -246,6 +284,7 @@ impl Model {
             calibration: Calibration { a: 1.0, b: 0.0 },
             thresholds: vec![0.35, 0.65],
             tiers: ["small", "mid", "frontier"].map(String::from).to_vec(),
+            semantic: None,
             meta: serde_json::json!({"source": "bootstrap: hand-set weights"}),
         }
     }
@@ -351,6 +390,7 @@ impl fmt::Debug for Model {
             .field("calibration", &self.calibration)
             .field("thresholds", &self.thresholds)
             .field("tiers", &self.tiers)
+            .field("semantic", &self.semantic.as_ref().map(Vec::len))
             .field("meta", &self.meta)
             .finish()
     }

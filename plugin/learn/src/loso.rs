@@ -158,9 +158,9 @@ pub(crate) fn table(reports: &[SourceReport]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::train::DENSE_LEN;
     use indicatif::ProgressBar;
     use serde_json::json;
-    use triage_core::FEATURE_COUNT;
 
     use super::*;
     use crate::baselines;
@@ -171,7 +171,7 @@ mod tests {
 
     /// A source of 60 rows whose label is decided by a word only this source uses: `cue` rows are
     /// answered by the frontier tier only, `other` rows by both tiers. The two words have the same
-    /// length and trip no hand-made feature, so nothing else in the rows tells them apart.
+    /// length, trip no hand-made feature alone and embed alike, so nothing else tells them apart.
     fn source(name: &str, cue: &str, other: &str) -> Source {
         let outcome = |quality: f64, cost_usd: f64| Outcome {
             model: "m".into(),
@@ -183,7 +183,8 @@ mod tests {
             .map(|i| {
                 let hard = i % 2 == 0;
                 let word = if hard { cue } else { other };
-                let text = format!("tell me about the {word}, item {i}");
+                // Each item number once hard, once easy: the numbers say nothing about the label.
+                let text = format!("tell me about the {word}, item {}", i / 2);
                 let request =
                     json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
                 Row {
@@ -210,7 +211,10 @@ mod tests {
     }
 
     fn two_sources() -> Vec<Source> {
-        vec![source("a", "zebra", "apple"), source("b", "lemon", "mango")]
+        // Letters of scripts the encoder's vocabulary lacks: each word is one [UNK], whose
+        // embedding row is zero, and each counts as non-Latin alike; so neither the embedding nor a
+        // feature carries what one source's cue means over to the other.
+        vec![source("a", "ꙮꙮꙮ", "ᚠᚠᚠ"), source("b", "ᛉᛉᛉ", "ᛟᛟᛟ")]
     }
 
     fn options() -> TrainOptions {
@@ -236,7 +240,7 @@ mod tests {
     fn fit_options() -> FitOptions {
         FitOptions {
             max_iters: 400,
-            ..FitOptions::new(FEATURE_COUNT, 1 << 12, 1e-2)
+            ..FitOptions::new(DENSE_LEN, 1 << 12, 1e-2)
         }
     }
 

@@ -35,7 +35,8 @@ use std::sync::Mutex;
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use triage_core::{
-    model_inputs, ApiFormat, Calibration, Model, FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET,
+    embed::DIMS as EMBED_DIMS, model_inputs, ApiFormat, Calibration, Model, FEATURE_COUNT,
+    FEATURE_NAMES, FEATURE_SET,
 };
 
 use crate::baselines;
@@ -100,6 +101,9 @@ pub struct TrainOptions {
     pub bootstrap: Bootstrap,
     /// Also fit the chosen point once per source without that source's rows ([`crate::loso`]).
     pub leave_one_source_out: bool,
+    /// Weigh the prompt's embedding beside the features and n-grams (off: a model without
+    /// `semantic`, as before the embeddings; for comparisons and for builds that skip the cost).
+    pub semantic: bool,
 }
 
 impl Default for TrainOptions {
@@ -120,6 +124,7 @@ impl Default for TrainOptions {
             command: String::new(),
             bootstrap: Bootstrap::default(),
             leave_one_source_out: true,
+            semantic: true,
         }
     }
 }
@@ -163,11 +168,24 @@ pub fn encode(row: &Row, max_scan_bytes: usize, buckets: u32) -> Result<Example,
         buckets,
     )
     .map_err(|cause| format!("request does not parse ({cause:?})"))?;
+    let mut dense = inputs.dense.to_vec();
+    dense.extend(inputs.semantic);
     Ok(Example {
-        dense: inputs.dense.to_vec(),
+        dense,
         sparse: inputs.sparse,
         label,
     })
+}
+
+/// Width of an encoded example's `dense`: the hand-made features, then the prompt's embedding.
+pub const DENSE_LEN: usize = FEATURE_COUNT + EMBED_DIMS;
+
+/// The prior's centre over `dense_len` weights: the given one for the features, 0 for the
+/// embedding (no direction of it is favoured before the data speaks).
+fn prior_centre(features: &[f64], dense_len: usize) -> Vec<f64> {
+    let mut centre = features.to_vec();
+    centre.resize(dense_len, 0.0);
+    centre
 }
 
 /// The fold of each row: the rows of each stratum (e.g. source and label) are shuffled with `seed`
@@ -524,13 +542,22 @@ pub fn train(
         .collect();
     progress.set_length((points.len() * folds + 1) as u64);
     progress.set_message("encoding");
+    let dense_len = if options.semantic {
+        DENSE_LEN
+    } else {
+        FEATURE_COUNT
+    };
     let encodings: Vec<(u32, Vec<Example>)> = options
         .buckets
         .iter()
         .map(|&buckets| {
             let examples = rows
                 .iter()
-                .map(|(_, row)| encode(row, options.max_scan_bytes, buckets))
+                .map(|(_, row)| {
+                    let mut example = encode(row, options.max_scan_bytes, buckets)?;
+                    example.dense.truncate(dense_len);
+                    Ok(example)
+                })
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(TrainError)?;
             Ok((buckets, examples))
@@ -546,10 +573,10 @@ pub fn train(
     let fit_options = |buckets: u32, l2: f64, prior_l2: f64| FitOptions {
         max_iters: options.max_iters,
         prior: (prior_l2 != 0.0).then(|| DensePrior {
-            centre: options.prior.clone(),
+            centre: prior_centre(&options.prior, dense_len),
             strength: prior_l2,
         }),
-        ..FitOptions::new(FEATURE_COUNT, buckets as usize, l2)
+        ..FitOptions::new(dense_len, buckets as usize, l2)
     };
 
     progress.set_message("cross-validating");
@@ -679,10 +706,13 @@ pub fn train(
         bootstrap: options.bootstrap,
         leave_one_source_out,
     };
+    let mut dense = fit.weights.dense;
+    let semantic = dense.split_off(FEATURE_COUNT.min(dense.len()));
     let model = Model {
         buckets,
         bias: fit.weights.bias,
-        dense: fit.weights.dense,
+        dense,
+        semantic: options.semantic.then_some(semantic),
         sparse: fit.weights.sparse.iter().map(|&w| w as f32).collect(),
         calibration,
         thresholds: report.operating_point.thresholds.clone(),

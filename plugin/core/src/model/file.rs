@@ -4,7 +4,9 @@
 //! Canonical bytes, in order: `"triage-model\0"`, version (u32 LE), feature set bytes and `\0`,
 //! buckets (u32 LE), bias (f64 LE), the dense weights in `FEATURE_NAMES` order (f64 LE each),
 //! calibration `a` and `b` (f64 LE), the thresholds' count (u32 LE) and each (f64 LE), the tiers'
-//! count (u32 LE) and each name's bytes and `\0`, then the sparse weights (f32 LE each).
+//! count (u32 LE) and each name's bytes and `\0`, then the sparse weights (f32 LE each); with semantic
+//! weights, then `"semantic\0"`, the table's name and `\0`, its SHA-256 and `\0`, and the weights (f64
+//! LE each). A model without them hashes as before they existed, so older files still verify.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Calibration, Model, FEATURE_SET};
+use crate::embed::{self, Embedder};
 use crate::features::{FEATURE_COUNT, FEATURE_NAMES};
 
 pub(crate) const FORMAT: &str = "triage-model";
@@ -70,9 +73,20 @@ struct ModelFile {
     calibration: CalibrationFile,
     thresholds: Vec<f64>,
     tiers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    semantic: Option<SemanticFile>,
     #[serde(default)]
     meta: serde_json::Value,
     checksum: String,
+}
+
+/// The weights of the prompt's embedding and the table they were trained on.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SemanticFile {
+    table: String,
+    table_sha256: String,
+    weights: Vec<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -106,6 +120,15 @@ fn checksum(model: &Model) -> String {
         hash.update([0]);
     }
     hash.update(sparse_bytes(&model.sparse));
+    if let Some(weights) = &model.semantic {
+        for part in ["semantic", embed::TABLE_NAME, embed::TABLE_SHA256] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        for weight in weights {
+            hash.update(weight.to_le_bytes());
+        }
+    }
     let digest = hash.finalize();
     let mut hex = String::with_capacity(CHECKSUM_PREFIX.len() + 2 * digest.len());
     hex.push_str(CHECKSUM_PREFIX);
@@ -149,6 +172,11 @@ pub(crate) fn to_json(model: &Model) -> String {
         },
         thresholds: model.thresholds.clone(),
         tiers: model.tiers.clone(),
+        semantic: model.semantic.as_ref().map(|weights| SemanticFile {
+            table: embed::TABLE_NAME.into(),
+            table_sha256: embed::TABLE_SHA256.into(),
+            weights: weights.clone(),
+        }),
         meta: model.meta.clone(),
         checksum: checksum(model),
     };
@@ -207,6 +235,7 @@ pub(crate) fn from_json(bytes: &[u8]) -> Result<Model, ModelError> {
     }
     let dense = dense_weights(&file.dense)?;
     let sparse = sparse_weights(&file.sparse_f32le_base64, file.buckets)?;
+    let semantic = file.semantic.map(semantic_weights).transpose()?;
     let model = Model {
         buckets: file.buckets,
         bias: file.bias,
@@ -218,6 +247,7 @@ pub(crate) fn from_json(bytes: &[u8]) -> Result<Model, ModelError> {
         },
         thresholds: file.thresholds,
         tiers: file.tiers,
+        semantic,
         meta: file.meta,
     };
     validate(&model)?;
@@ -260,6 +290,23 @@ fn dense_weights(named: &BTreeMap<String, f64>) -> Result<Vec<f64>, ModelError> 
         }
     }
     Ok(dense)
+}
+
+/// The weights, if they were trained on the table this build ships.
+fn semantic_weights(file: SemanticFile) -> Result<Vec<f64>, ModelError> {
+    if file.table != embed::TABLE_NAME || file.table_sha256 != embed::TABLE_SHA256 {
+        return Err(ModelError::new(
+            "semantic.table_sha256",
+            format!(
+                "the model was trained on embedding table {} ({}) but this build ships {} ({}): retrain it",
+                file.table,
+                file.table_sha256,
+                embed::TABLE_NAME,
+                embed::TABLE_SHA256
+            ),
+        ));
+    }
+    Ok(file.weights)
 }
 
 fn sparse_weights(base64: &str, buckets: u32) -> Result<Vec<f32>, ModelError> {
@@ -326,6 +373,30 @@ pub(crate) fn validate(model: &Model) -> Result<(), ModelError> {
                 model.sparse.get(index).copied().unwrap_or(f32::NAN)
             ),
         ));
+    }
+    if let Some(weights) = &model.semantic {
+        if weights.len() != embed::DIMS {
+            return Err(ModelError::new(
+                "semantic.weights",
+                format!(
+                    "holds {} weights, the embedding has {} dimensions",
+                    weights.len(),
+                    embed::DIMS
+                ),
+            ));
+        }
+        if let Some(index) = weights.iter().position(|weight| !weight.is_finite()) {
+            return Err(ModelError::new(
+                format!("semantic.weights[{index}]"),
+                "must be a finite number",
+            ));
+        }
+        if let Err(error) = Embedder::shipped() {
+            return Err(ModelError::new(
+                "semantic",
+                format!("this build's embedding table does not load: {error}"),
+            ));
+        }
     }
     finite("calibration.a", model.calibration.a)?;
     finite("calibration.b", model.calibration.b)?;

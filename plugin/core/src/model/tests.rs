@@ -27,6 +27,11 @@ fn random_model(buckets: u32, seed: u64) -> Model {
     for weight in &mut model.sparse {
         *weight = noise.next() as f32;
     }
+    model.semantic = Some(
+        (0..crate::embed::DIMS)
+            .map(|_| 0.5 * noise.next())
+            .collect(),
+    );
     model.calibration = Calibration { a: 0.7, b: -0.2 };
     model.thresholds = vec![0.3, 0.6];
     model.meta = serde_json::json!({"seed": seed, "data": ["train/a.jsonl"], "cv": {"auc": 0.71}});
@@ -302,6 +307,29 @@ fn reasons_name_the_largest_contributions_and_the_ngrams() {
 }
 
 #[test]
+fn the_embedding_adds_its_contribution_and_names_it() {
+    let mut model = Model::hand_set(16);
+    model.dense.fill(0.0);
+    let body =
+        br#"{"messages":[{"role":"user","content":"Translate this sentence into French."}]}"#;
+    let request = parse_request(ApiFormat::OpenAiChat, body).unwrap();
+    let without = model.predict(&request, 1000);
+    assert!(!without.reasons.iter().any(|r| r.starts_with("semantic")));
+    // Weights along the request's own embedding, whose inputs have |x|^2 = DIMS: the contribution
+    // is 1.
+    let inputs = crate::model::semantic_inputs(&request);
+    let dims = crate::embed::DIMS as f64;
+    model.semantic = Some(inputs.iter().map(|x| x / dims).collect());
+    let with = model.predict(&request, 1000);
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    assert!((logit(with.probability) - logit(without.probability) - 1.0).abs() < 1e-5);
+    assert_eq!(with.reasons[0], "semantic+1.00");
+    // The filter's path and the training inputs agree on it.
+    let trained = model.probability(&model_inputs(ApiFormat::OpenAiChat, body, 1000, 16).unwrap());
+    assert!((trained - with.probability).abs() < 1e-12);
+}
+
+#[test]
 fn json_round_trip_is_exact() {
     let mut model = random_model(1 << 8, 11);
     model.bias = 0.1 + 0.2;
@@ -396,6 +424,32 @@ fn every_problem_is_refused_naming_its_field() {
         (
             edited(&model, |f| f["sparse_f32le_base64"] = "!!".into()),
             "sparse_f32le_base64: invalid base64",
+        ),
+        (
+            edited(&model, |f| {
+                f["semantic"]["table_sha256"] = "sha256:0123".into()
+            }),
+            "semantic.table_sha256: the model was trained on embedding table all-MiniLM-L6-v2/static-64 (sha256:0123) but this build ships",
+        ),
+        (
+            edited(&model, |f| f["semantic"]["table"] = "bge-small/static-64".into()),
+            "semantic.table_sha256: the model was trained on embedding table bge-small/static-64",
+        ),
+        (
+            rewritten(|m| {
+                if let Some(weights) = m.semantic.as_mut() {
+                    weights.pop();
+                }
+            }),
+            "semantic.weights: holds 63 weights, the embedding has 64 dimensions",
+        ),
+        (
+            edited(&model, |f| f["semantic"]["weights"][0] = 0.125.into()),
+            "checksum: \"sha256:",
+        ),
+        (
+            edited(&model, |f| f["semantic"]["extra"] = 1.into()),
+            "semantic.extra: unknown field `extra`",
         ),
         (
             rewritten(|m| m.dense[0] = f64::INFINITY),
@@ -551,6 +605,7 @@ fn model_thresholds_apply_when_the_config_sets_none() {
         let mut constant = model.clone();
         constant.dense.fill(0.0);
         constant.sparse.fill(0.0);
+        constant.semantic = None;
         constant.calibration = Calibration { a: 1.0, b: 0.0 };
         constant.bias = bias;
         let json = format!(
@@ -640,6 +695,7 @@ fn probabilities_stay_in_range() {
     let inputs = ModelInputs {
         dense: [1.0; FEATURE_COUNT],
         sparse: vec![(3, 1.0), (99, 5.0)],
+        semantic: [1.0; crate::embed::DIMS],
     };
     for bias in [-1e308, 1e308, 0.0] {
         model.bias = bias;

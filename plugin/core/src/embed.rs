@@ -1,0 +1,211 @@
+//! The prompt's semantic representation: a static token-embedding table distilled from the sentence
+//! encoder all-MiniLM-L6-v2 (`plugin/learn/distill/distill.py`: each vocabulary token through the
+//! encoder, PCA, frequency weighting folded in, int8 per row), looked up per WordPiece token of the
+//! request's last user message and summed; the sum, scaled to unit length, is the representation.
+//!
+//! Only the tail of the last user message is read ([`EMBED_BYTES`]): that is where the task is
+//! asked, a long pasted context or a few-shot block ahead of it would otherwise drown it, and it bounds
+//! the work per request. The table is compiled into the build and pinned by its SHA-256; a model
+//! names the table it was trained on and is refused with another.
+
+pub mod wordpiece;
+
+use std::sync::LazyLock;
+
+use crate::format::ParsedRequest;
+use wordpiece::WordPiece;
+
+/// Width of the shipped table.
+pub const DIMS: usize = 64;
+/// Name and SHA-256 of the shipped table, as a model file records them.
+pub const TABLE_NAME: &str = "all-MiniLM-L6-v2/static-64";
+pub const TABLE_SHA256: &str =
+    "sha256:affd597119b61b0d500953240f61397fff91607f91d7921a60e43baba8c905ed";
+/// Most bytes of the last user message embedded, counted from its end.
+pub const EMBED_BYTES: usize = 2048;
+
+const TABLE_BYTES: &[u8] = include_bytes!("../models/minilm-l6-v2/static-64.bin");
+const MAGIC: &[u8; 8] = b"TRGEMB01";
+
+/// The table, borrowed from the bytes it ships in: a row is `scale * values`.
+#[derive(Clone, Copy)]
+struct Table<'a> {
+    scales: &'a [u8],
+    values: &'a [u8],
+}
+
+impl<'a> Table<'a> {
+    /// Checks the header against this build's [`DIMS`] and the vocabulary size, and the length.
+    fn parse(bytes: &'a [u8], vocab: usize) -> Result<Table<'a>, String> {
+        let header = MAGIC.len() + 8;
+        let (magic, rest) = bytes
+            .split_at_checked(MAGIC.len())
+            .ok_or("shorter than its header")?;
+        if magic != MAGIC {
+            return Err("not a triage embedding table".into());
+        }
+        let word = |at: usize| {
+            rest.get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .map(|n| n as usize)
+        };
+        let (rows, dims) = (word(0).unwrap_or(0), word(4).unwrap_or(0));
+        if rows != vocab || dims != DIMS {
+            return Err(format!(
+                "{rows} rows x {dims} dims, this build needs {vocab} x {DIMS}"
+            ));
+        }
+        let scales_end = header + 4 * rows;
+        if bytes.len() != scales_end + rows * dims {
+            return Err(format!(
+                "{} bytes, expected {}",
+                bytes.len(),
+                scales_end + rows * dims
+            ));
+        }
+        Ok(Table {
+            scales: bytes.get(header..scales_end).unwrap_or_default(),
+            values: bytes.get(scales_end..).unwrap_or_default(),
+        })
+    }
+
+    /// Adds token `id`'s row to `sum`; false for an id past the table.
+    #[inline]
+    fn add_row(&self, id: u32, sum: &mut [f32; DIMS]) -> bool {
+        let id = id as usize;
+        let (Some(scale), Some(row)) = (
+            self.scales.get(4 * id..4 * id + 4),
+            self.values.get(DIMS * id..DIMS * id + DIMS),
+        ) else {
+            return false;
+        };
+        let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
+        if scale == 0.0 {
+            return true;
+        }
+        for (total, &value) in sum.iter_mut().zip(row) {
+            *total += scale * f32::from(value as i8);
+        }
+        true
+    }
+}
+
+/// The tokenizer and the table, paired.
+pub struct Embedder {
+    wordpiece: &'static WordPiece,
+    table: Table<'static>,
+}
+
+static SHIPPED: LazyLock<Result<Embedder, String>> = LazyLock::new(|| {
+    let wordpiece = WordPiece::shipped();
+    let table = Table::parse(TABLE_BYTES, wordpiece.len())?;
+    Ok(Embedder { wordpiece, table })
+});
+
+impl Embedder {
+    /// The embedder this build ships, or why its table does not load (a test proves it does).
+    pub fn shipped() -> Result<&'static Embedder, &'static str> {
+        SHIPPED.as_ref().map_err(String::as_str)
+    }
+
+    /// The unit-length representation of `text` (all zeros when it has no token with a vector).
+    pub fn embed_text(&self, text: &str) -> [f32; DIMS] {
+        let mut sum = [0.0; DIMS];
+        self.wordpiece.tokenize(text, |id| {
+            self.table.add_row(id, &mut sum);
+        });
+        normalize(&mut sum);
+        sum
+    }
+
+    /// The representation of a request: its last user message's last [`EMBED_BYTES`] bytes.
+    pub fn embed_request(&self, request: &ParsedRequest) -> [f32; DIMS] {
+        let mut sum = [0.0; DIMS];
+        for text in tail(request, EMBED_BYTES) {
+            self.wordpiece.tokenize(text, |id| {
+                self.table.add_row(id, &mut sum);
+            });
+        }
+        normalize(&mut sum);
+        sum
+    }
+}
+
+fn normalize(sum: &mut [f32; DIMS]) {
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for value in sum.iter_mut() {
+            *value /= norm;
+        }
+    } else {
+        *sum = [0.0; DIMS];
+    }
+}
+
+/// The last `budget` bytes of the last user message's texts, in order. A text cut at the front
+/// starts after its first whitespace, so no word is read from its middle.
+fn tail<'r>(request: &'r ParsedRequest, budget: usize) -> impl Iterator<Item = &'r str> {
+    let texts: &'r [std::borrow::Cow<'r, str>] = request
+        .last_user_message()
+        .map_or(&[], |message| message.texts.as_slice());
+    let mut left = budget;
+    let mut first = texts.len();
+    let mut cut = 0;
+    for (index, text) in texts.iter().enumerate().rev() {
+        if left == 0 {
+            break;
+        }
+        first = index;
+        if text.len() <= left {
+            left -= text.len();
+            cut = 0;
+        } else {
+            cut = text.len() - left;
+            left = 0;
+        }
+    }
+    texts
+        .get(first..)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(move |(offset, text)| {
+            if offset == 0 && cut > 0 {
+                word_start_after(text, cut)
+            } else {
+                text.as_ref()
+            }
+        })
+}
+
+/// `text` from byte `at` (moved up to a char boundary), less the rest of a word cut there. CJK
+/// ideographs are words of their own (the tokenizer splits them one by one), so never skipped.
+fn word_start_after(text: &str, at: usize) -> &str {
+    const LONGEST_WORD: usize = 100;
+    let Some(start) = (at..=text.len()).find(|&index| text.is_char_boundary(index)) else {
+        return "";
+    };
+    let rest = text.get(start..).unwrap_or("");
+    let in_word = |c: char| c.is_alphanumeric() && !is_cjk_ideograph(c);
+    let cut_inside_a_word = text
+        .get(..start)
+        .and_then(|head| head.chars().next_back())
+        .is_some_and(in_word);
+    if !cut_inside_a_word {
+        return rest;
+    }
+    let skip = rest
+        .char_indices()
+        .take(LONGEST_WORD)
+        .find(|(_, c)| !in_word(*c))
+        .map_or(rest.len(), |(index, _)| index);
+    rest.get(skip..).unwrap_or("")
+}
+
+fn is_cjk_ideograph(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{2FA1F}')
+}
+
+#[cfg(test)]
+mod tests;
