@@ -20,74 +20,68 @@ pub const DIMS: usize = 64;
 /// Name and SHA-256 of the shipped table, as a model file records them.
 pub const TABLE_NAME: &str = "all-MiniLM-L6-v2/static-64";
 pub const TABLE_SHA256: &str =
-    "sha256:affd597119b61b0d500953240f61397fff91607f91d7921a60e43baba8c905ed";
+    "sha256:5aa96bf3f693dac1e48610f8ef21801c730e889beb807fcaba3622fb8fc1e75f";
 /// Most bytes of the last user message embedded, counted from its end.
-pub const EMBED_BYTES: usize = 2048;
+pub const EMBED_BYTES: usize = 1024;
 
 const TABLE_BYTES: &[u8] = include_bytes!("../models/minilm-l6-v2/static-64.bin");
-const MAGIC: &[u8; 8] = b"TRGEMB01";
+const MAGIC: &[u8; 8] = b"TRGEMB02";
 
-/// The table, borrowed from the bytes it ships in: a row is `scale * values`.
+/// The table, borrowed from the bytes it ships in: one scale for the whole table and a row of i8
+/// per token, so a request's rows are summed in integers (no float work per token) and the sum is
+/// scaled once; it is then normalized, so the scale itself only has to be positive.
 #[derive(Clone, Copy)]
 struct Table<'a> {
-    scales: &'a [u8],
     values: &'a [u8],
 }
+
+/// A sum of rows: exact in i32 for any text under 16 Mi tokens (127 * 2^24 < 2^31), and the filter
+/// embeds at most [`EMBED_BYTES`].
+type RowSum = [i32; DIMS];
 
 impl<'a> Table<'a> {
     /// Checks the header against this build's [`DIMS`] and the vocabulary size, and the length.
     fn parse(bytes: &'a [u8], vocab: usize) -> Result<Table<'a>, String> {
-        let header = MAGIC.len() + 8;
+        let header = MAGIC.len() + 12;
         let (magic, rest) = bytes
             .split_at_checked(MAGIC.len())
             .ok_or("shorter than its header")?;
         if magic != MAGIC {
             return Err("not a triage embedding table".into());
         }
-        let word = |at: usize| {
-            rest.get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-                .map(|n| n as usize)
-        };
-        let (rows, dims) = (word(0).unwrap_or(0), word(4).unwrap_or(0));
+        let word = |at: usize| -> Option<[u8; 4]> { rest.get(at..at + 4)?.try_into().ok() };
+        let rows = word(0).map_or(0, |b| u32::from_le_bytes(b) as usize);
+        let dims = word(4).map_or(0, |b| u32::from_le_bytes(b) as usize);
+        let scale = word(8).map_or(0.0, f32::from_le_bytes);
         if rows != vocab || dims != DIMS {
             return Err(format!(
                 "{rows} rows x {dims} dims, this build needs {vocab} x {DIMS}"
             ));
         }
-        let scales_end = header + 4 * rows;
-        if bytes.len() != scales_end + rows * dims {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(format!("scale {scale} is not a positive number"));
+        }
+        if bytes.len() != header + rows * dims {
             return Err(format!(
                 "{} bytes, expected {}",
                 bytes.len(),
-                scales_end + rows * dims
+                header + rows * dims
             ));
         }
         Ok(Table {
-            scales: bytes.get(header..scales_end).unwrap_or_default(),
-            values: bytes.get(scales_end..).unwrap_or_default(),
+            values: bytes.get(header..).unwrap_or_default(),
         })
     }
 
-    /// Adds token `id`'s row to `sum`; false for an id past the table.
+    /// Adds token `id`'s row to `sum` (nothing for an id past the table).
     #[inline]
-    fn add_row(&self, id: u32, sum: &mut [f32; DIMS]) -> bool {
-        let id = id as usize;
-        let (Some(scale), Some(row)) = (
-            self.scales.get(4 * id..4 * id + 4),
-            self.values.get(DIMS * id..DIMS * id + DIMS),
-        ) else {
-            return false;
-        };
-        let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
-        if scale == 0.0 {
-            return true;
+    fn add_row(&self, id: u32, sum: &mut RowSum) {
+        let start = DIMS * id as usize;
+        if let Some(row) = self.values.get(start..start + DIMS) {
+            for (total, &value) in sum.iter_mut().zip(row) {
+                *total = total.wrapping_add(i32::from(value as i8));
+            }
         }
-        for (total, &value) in sum.iter_mut().zip(row) {
-            *total += scale * f32::from(value as i8);
-        }
-        true
     }
 }
 
@@ -111,36 +105,35 @@ impl Embedder {
 
     /// The unit-length representation of `text` (all zeros when it has no token with a vector).
     pub fn embed_text(&self, text: &str) -> [f32; DIMS] {
-        let mut sum = [0.0; DIMS];
-        self.wordpiece.tokenize(text, |id| {
-            self.table.add_row(id, &mut sum);
-        });
-        normalize(&mut sum);
-        sum
+        let mut sum = [0; DIMS];
+        self.wordpiece
+            .tokenize(text, |id| self.table.add_row(id, &mut sum));
+        unit(&sum)
     }
 
     /// The representation of a request: its last user message's last [`EMBED_BYTES`] bytes.
     pub fn embed_request(&self, request: &ParsedRequest) -> [f32; DIMS] {
-        let mut sum = [0.0; DIMS];
+        let mut sum = [0; DIMS];
         for text in tail(request, EMBED_BYTES) {
-            self.wordpiece.tokenize(text, |id| {
-                self.table.add_row(id, &mut sum);
-            });
+            self.wordpiece
+                .tokenize(text, |id| self.table.add_row(id, &mut sum));
         }
-        normalize(&mut sum);
-        sum
+        unit(&sum)
     }
 }
 
-fn normalize(sum: &mut [f32; DIMS]) {
-    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+/// `sum` scaled to unit length; zeros for a zero sum.
+fn unit(sum: &RowSum) -> [f32; DIMS] {
+    let mut out = sum.map(|value| value as f32);
+    let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
     if norm > 0.0 && norm.is_finite() {
-        for value in sum.iter_mut() {
+        for value in out.iter_mut() {
             *value /= norm;
         }
     } else {
-        *sum = [0.0; DIMS];
+        out = [0.0; DIMS];
     }
+    out
 }
 
 /// The last `budget` bytes of the last user message's texts, in order. A text cut at the front

@@ -27,10 +27,14 @@ fn the_shipped_table_is_the_pinned_one() {
 #[test]
 fn a_bad_table_is_refused_with_the_reason() {
     let vocab = WordPiece::shipped().len();
-    let cases: [(&[u8], &str); 3] = [
+    let mut zero_scale = TABLE_BYTES.to_vec();
+    zero_scale[16..20].copy_from_slice(&0.0f32.to_le_bytes());
+    let cases: [(&[u8], &str); 5] = [
         (b"TRGEMB0", "shorter"),
         (b"NOTATABLE0000000", "not a triage embedding table"),
+        (b"TRGEMB01", "not a triage embedding table"),
         (&TABLE_BYTES[..TABLE_BYTES.len() - 1], "bytes, expected"),
+        (&zero_scale, "scale 0 is not a positive number"),
     ];
     for (bytes, reason) in cases {
         match Table::parse(bytes, vocab) {
@@ -148,9 +152,12 @@ fn a_long_message_costs_no_more_than_its_tail() {
     let filler = "lorem ipsum dolor sit amet ".repeat(2000);
     let question = " Is this review positive or negative? The food was cold.";
     let long = format!("{filler}{question}");
-    let tail_only: String = long[long.len() - EMBED_BYTES..].to_string();
+    // What the tail keeps: from the first space at or after the cut (the cut falls inside a word).
+    let cut = long.len() - EMBED_BYTES;
+    assert_ne!(long.as_bytes()[cut - 1], b' ');
+    let tail_only = &long[cut + long[cut..].find(' ').unwrap()..];
     let long_request = request(&[(Role::User, &[long.as_str()])]);
-    let tail_request = request(&[(Role::User, &[tail_only.as_str()])]);
+    let tail_request = request(&[(Role::User, &[tail_only])]);
     assert_eq!(
         embedder.embed_request(&long_request),
         embedder.embed_request(&tail_request)
