@@ -1,11 +1,13 @@
 //! `triage train`: fits the router's model on routing-dataset rows and on rows made from decision
-//! logs (`--from-log`), cross-validates it and writes the model file.
+//! logs (`--from-log`), cross-validates it and writes the model file; or, with `--learning-curve`,
+//! measures how fast it adapts to one of those files as an unseen family (no model is written).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use triage_core::Config;
+use triage_learn::adapt::{self, CurveOptions};
 use triage_learn::calibrate::Target;
 use triage_learn::dataset::read_rows;
 use triage_learn::log::rows::rows_from_logs;
@@ -31,8 +33,8 @@ pub struct TrainArgs {
     #[arg(long, requires = "from_log")]
     config: Option<PathBuf>,
     /// Where to write the model file (JSON).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "learning_curve")]
+    out: Option<PathBuf>,
     /// Seed of the fold assignment.
     #[arg(long, default_value_t = train::DEFAULT_SEED)]
     seed: u64,
@@ -82,6 +84,35 @@ pub struct TrainArgs {
     /// embeddings (to measure what the embedding adds).
     #[arg(long)]
     no_semantic: bool,
+    /// Instead of training: the learning curve of adapting to this file (one of --data or
+    /// --from-log) as a family never trained on. Its rows are split by --seed into an adaptation pool
+    /// and a test part; the model of the other files, then models given the pool's first N rows
+    /// (from scratch or warm-started from that model, with or without the other files), and the
+    /// model of the other files and the whole pool are scored on the test part, at one point of
+    /// --buckets, --l2 and --prior-l2.
+    #[arg(long, value_name = "SOURCE_FILE", conflicts_with_all = ["out", "grid"])]
+    learning_curve: Option<PathBuf>,
+    /// The learning curve's numbers of labelled rows [default: 100,300,1000,3000].
+    // No clap default here or below: clap would count a defaulted flag as given and never ask for
+    // --learning-curve. And each conflicts with --out itself: clap drops the requirement of an
+    // argument that conflicts with one given.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "learning_curve",
+        conflicts_with = "out"
+    )]
+    sizes: Vec<usize>,
+    /// The share of the learning curve's file kept as its test part [default: 0.5].
+    #[arg(long, requires = "learning_curve", conflicts_with = "out")]
+    test_share: Option<f64>,
+    /// How hard the warm start pulls every weight toward the model of the other files (the l2 of
+    /// the fit by default).
+    #[arg(long, requires = "learning_curve", conflicts_with = "out")]
+    warm_l2: Option<f64>,
+    /// Print the learning curve as one JSON object instead of a table.
+    #[arg(long, requires = "learning_curve", conflicts_with = "out")]
+    json: bool,
 }
 
 /// The command line as typed, quoted where a shell would need it, for the model's provenance.
@@ -155,12 +186,8 @@ pub fn log_sources(
     Ok(from_log.sources)
 }
 
-pub fn run(args: TrainArgs) -> Result<bool, String> {
-    let mut sources = read_sources(&args.data)?;
-    if !args.from_log.is_empty() {
-        let config = read_config(args.config.as_deref())?;
-        sources.extend(log_sources(&args.from_log, &args.feedback, &config)?);
-    }
+/// The options the flags set.
+fn train_options(args: TrainArgs) -> TrainOptions {
     let defaults = TrainOptions::default();
     let buckets = match (args.buckets.is_empty(), args.grid) {
         (false, _) => args.buckets,
@@ -172,7 +199,7 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
         (true, true) => train::GRID_L2.to_vec(),
         (true, false) => defaults.l2.clone(),
     };
-    let options = TrainOptions {
+    TrainOptions {
         seed: args.seed,
         folds: args.folds,
         buckets,
@@ -193,12 +220,60 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
         bootstrap: defaults.bootstrap,
         leave_one_source_out: !args.no_loso,
         semantic: !args.no_semantic,
-    };
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<bool, String> {
+    let mut sources = read_sources(&args.data)?;
+    if !args.from_log.is_empty() {
+        let config = read_config(args.config.as_deref())?;
+        sources.extend(log_sources(&args.from_log, &args.feedback, &config)?);
+    }
+    let curve = args.learning_curve.as_ref().map(|source| {
+        let defaults = CurveOptions::new(&source.display().to_string());
+        CurveOptions {
+            sizes: Some(args.sizes.clone())
+                .filter(|sizes| !sizes.is_empty())
+                .unwrap_or(defaults.sizes),
+            test_share: args.test_share.unwrap_or(defaults.test_share),
+            warm_l2: args.warm_l2,
+            ..defaults
+        }
+    });
+    let (out, json) = (args.out.clone(), args.json);
+    let options = train_options(args);
+    match (curve, out) {
+        (Some(curve), _) => learning_curve(&sources, &options, &curve, json),
+        (None, Some(out)) => train_and_write(&sources, &options, &out),
+        (None, None) => Err("--out is needed to write the model".into()),
+    }
+}
+
+fn learning_curve(
+    sources: &[Source],
+    options: &TrainOptions,
+    curve: &CurveOptions,
+    json: bool,
+) -> Result<bool, String> {
     let progress = progress_bar();
-    let trained = train::train(&sources, &options, &progress).map_err(|e| e.to_string())?;
+    let measured =
+        adapt::learning_curve(sources, options, curve, &progress).map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
+    if json {
+        let text = serde_json::to_string(&measured).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", measured.table());
+    }
+    Ok(true)
+}
+
+fn train_and_write(sources: &[Source], options: &TrainOptions, out: &Path) -> Result<bool, String> {
+    let progress = progress_bar();
+    let trained = train::train(sources, options, &progress).map_err(|e| e.to_string())?;
     progress.finish_and_clear();
     let json = trained.model.to_json();
-    std::fs::write(&args.out, &json).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::write(out, &json).map_err(|e| format!("{}: {e}", out.display()))?;
     print!("{}", trained.report.table());
     println!(
         "thresholds for {} on the out-of-fold probabilities of {}:",
@@ -212,7 +287,7 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
     print!("{}", trained.report.operating_point.table());
     println!(
         "wrote {} ({} bytes, {} buckets)",
-        args.out.display(),
+        out.display(),
         json.len(),
         trained.model.buckets
     );

@@ -11,6 +11,11 @@
 //! never exercises keeps its prior instead of an arbitrary value. Together with the plain L2 the dense
 //! weights are pulled toward `centre · strength / (strength + l2)` with precision `strength + l2`;
 //! the sparse weights and the bias are untouched by it. Strength 0 is exactly no prior.
+//!
+//! An optional anchor ([`FitOptions::anchor`]) moves the plain L2's centre from 0 to a fitted
+//! model's weights, `l2 / 2 · ‖w − anchor‖²`, and starts the optimiser there: a warm start that
+//! adapts a model to new rows while every weight they do not speak to stays where it was
+//! ([`crate::adapt`]). Without one the penalty is the plain L2's, bit for bit.
 
 use std::sync::Mutex;
 
@@ -51,6 +56,14 @@ impl Weights {
         self.bias + dense + sparse
     }
 
+    /// Bias, dense, sparse: the optimiser's parameter vector.
+    fn to_param(&self) -> Vec<f64> {
+        std::iter::once(self.bias)
+            .chain(self.dense.iter().copied())
+            .chain(self.sparse.iter().copied())
+            .collect()
+    }
+
     fn from_param(param: &[f64], dense_len: usize) -> Weights {
         Weights {
             bias: param.first().copied().unwrap_or(0.0),
@@ -77,6 +90,8 @@ pub struct FitOptions {
     pub l2: f64,
     /// A prior on the dense weights, on top of `l2`; None is plain L2 toward 0.
     pub prior: Option<DensePrior>,
+    /// Where `l2` pulls the dense and sparse weights (its bias only starts the optimiser); None is 0.
+    pub anchor: Option<Weights>,
     /// Give each class half of the total weight (else every row weighs the same).
     pub class_weighted: bool,
     pub max_iters: u64,
@@ -91,6 +106,7 @@ impl FitOptions {
             buckets,
             l2,
             prior: None,
+            anchor: None,
             class_weighted: true,
             max_iters: 400,
             tolerance_grad: 1e-6,
@@ -240,14 +256,22 @@ impl Gradient for Objective<'_> {
     }
 }
 
-/// The regulariser at `param` (bias, dense, sparse): `l2 / 2 · ‖w‖²` over every weight but the
-/// bias, plus the dense prior's `strength / 2 · ‖w_dense − centre‖²`, added to `loss` and its
-/// gradient to `grad`. A prior of strength 0 changes nothing, bit for bit.
+/// The regulariser at `param` (bias, dense, sparse): `l2 / 2 · ‖w − anchor‖²` over every weight but
+/// the bias, plus the dense prior's `strength / 2 · ‖w_dense − centre‖²`, added to `loss` and its
+/// gradient to `grad`. A prior of strength 0 changes nothing, bit for bit; nor does a missing
+/// anchor, whose centre is 0 (`w − 0.0` is `w` exactly).
 fn add_penalty(param: &[f64], options: &FitOptions, loss: &mut f64, grad: &mut [f64]) {
     let l2 = options.l2;
-    for (g, w) in grad.iter_mut().zip(param).skip(1) {
-        *loss += 0.5 * l2 * w * w;
-        *g += l2 * w;
+    let anchor = options
+        .anchor
+        .iter()
+        .flat_map(|anchor| anchor.dense.iter().chain(&anchor.sparse))
+        .copied()
+        .chain(std::iter::repeat(0.0));
+    for ((g, w), centre) in grad.iter_mut().zip(param).skip(1).zip(anchor) {
+        let offset = w - centre;
+        *loss += 0.5 * l2 * offset * offset;
+        *g += l2 * offset;
     }
     if let Some(prior) = options.prior.as_ref().filter(|p| p.strength != 0.0) {
         let dense = grad.iter_mut().zip(param).skip(1).take(options.dense_len);
@@ -283,6 +307,20 @@ fn check(examples: &[&Example], options: &FitOptions) -> Result<(), FitError> {
             )));
         }
     }
+    if let Some(anchor) = &options.anchor {
+        if anchor.dense.len() != options.dense_len
+            || anchor.sparse.len() != options.buckets
+            || anchor.to_param().iter().any(|w| !w.is_finite())
+        {
+            return Err(FitError(format!(
+                "the anchor needs {} dense and {} sparse finite weights, got {} and {}",
+                options.dense_len,
+                options.buckets,
+                anchor.dense.len(),
+                anchor.sparse.len()
+            )));
+        }
+    }
     for (index, example) in examples.iter().enumerate() {
         if example.dense.len() != options.dense_len {
             return Err(FitError(format!(
@@ -310,11 +348,15 @@ fn check(examples: &[&Example], options: &FitOptions) -> Result<(), FitError> {
     Ok(())
 }
 
-/// Fits the model from all-zero weights, the dense ones at the prior's centre when there is a prior
-/// (the loss is convex, so the start only saves iterations); deterministic (one thread, fixed summation order).
+/// Fits the model from all-zero weights (the anchor's when there is one), the dense ones at the
+/// prior's centre when there is a prior (the loss is convex, so the start only saves iterations);
+/// deterministic (one thread, fixed summation order).
 pub fn fit(examples: &[&Example], options: &FitOptions) -> Result<Fit, FitError> {
     check(examples, options)?;
-    let mut init = vec![0.0; 1 + options.dense_len + options.buckets];
+    let mut init = match &options.anchor {
+        Some(anchor) => anchor.to_param(),
+        None => vec![0.0; 1 + options.dense_len + options.buckets],
+    };
     if let Some(prior) = options.prior.as_ref().filter(|p| p.strength != 0.0) {
         init[1..1 + options.dense_len].copy_from_slice(&prior.centre);
     }
@@ -392,6 +434,7 @@ pub fn platt(logits: &[f64], labels: &[bool]) -> Result<(f64, f64), FitError> {
         buckets: 0,
         l2: 0.0,
         prior: None,
+        anchor: None,
         class_weighted: false,
         max_iters: 200,
         tolerance_grad: 1e-10,
@@ -438,9 +481,7 @@ mod tests {
         assert!(fit.gradient_norm < 1e-5, "gradient {}", fit.gradient_norm);
         // Recomputing the gradient independently: the optimum has zero gradient everywhere.
         let objective = Objective::new(&refs, &options);
-        let mut param = vec![fit.weights.bias];
-        param.extend(&fit.weights.dense);
-        param.extend(&fit.weights.sparse);
+        let param = fit.weights.to_param();
         let (loss, grad) = objective.evaluate(&param);
         assert!(grad.iter().all(|g| g.abs() < 1e-5), "{grad:?}");
         // Any small step away from the optimum raises the loss.
@@ -513,20 +554,25 @@ mod tests {
         assert_gradient_matches_finite_differences(&objective, &param, &grad);
     }
 
-    #[test]
-    fn a_prior_of_strength_zero_changes_nothing_bit_for_bit() {
+    /// The loss, its gradient and the fit with `other` are those with plain L2, bit for bit.
+    fn assert_same_as_plain_bit_for_bit(plain: &FitOptions, other: &FitOptions) {
         let examples = noisy_set(500, 13);
         let refs: Vec<&Example> = examples.iter().collect();
-        let plain = FitOptions::new(2, 4, 1e-3);
-        let zero = with_prior(plain.clone(), vec![4.0, 4.0], 0.0);
         let param = vec![0.3, -0.2, 0.5, 0.1, -0.4, 0.2, 0.05];
         assert_eq!(
-            Objective::new(&refs, &plain).evaluate(&param),
-            Objective::new(&refs, &zero).evaluate(&param)
+            Objective::new(&refs, plain).evaluate(&param),
+            Objective::new(&refs, other).evaluate(&param)
         );
-        let (a, b) = (fit(&refs, &plain).unwrap(), fit(&refs, &zero).unwrap());
+        let (a, b) = (fit(&refs, plain).unwrap(), fit(&refs, other).unwrap());
         assert_eq!(a.weights, b.weights);
         assert_eq!((a.loss, a.iterations), (b.loss, b.iterations));
+    }
+
+    #[test]
+    fn a_prior_of_strength_zero_changes_nothing_bit_for_bit() {
+        let plain = FitOptions::new(2, 4, 1e-3);
+        let zero = with_prior(plain.clone(), vec![4.0, 4.0], 0.0);
+        assert_same_as_plain_bit_for_bit(&plain, &zero);
     }
 
     #[test]
@@ -544,9 +590,7 @@ mod tests {
         }
         // The bias and the sparse weights still fit the data around the held dense weights (their
         // gradient vanishes), and the buckets' own effect (bucket 2 adds 1.5) comes back.
-        let mut param = vec![held.bias];
-        param.extend(&held.dense);
-        param.extend(&held.sparse);
+        let param = held.to_param();
         let (_, grad) = Objective::new(&refs, &strong).evaluate(&param);
         for k in [0, 3, 4, 5, 6] {
             assert!(grad[k].abs() < 1e-5, "{k}: {grad:?}");
@@ -578,6 +622,80 @@ mod tests {
                 fit(&refs, &bad).unwrap_err().0.contains("prior"),
                 "{strength}"
             );
+        }
+    }
+
+    fn anchored(mut options: FitOptions, anchor: Weights) -> FitOptions {
+        options.anchor = Some(anchor);
+        options
+    }
+
+    #[test]
+    fn an_anchor_of_zeros_is_no_anchor_bit_for_bit() {
+        let plain = FitOptions::new(2, 4, 1e-3);
+        let zeros = Weights {
+            bias: 0.0,
+            dense: vec![0.0; 2],
+            sparse: vec![0.0; 4],
+        };
+        assert_same_as_plain_bit_for_bit(&plain, &anchored(plain.clone(), zeros));
+    }
+
+    #[test]
+    fn a_strong_pull_to_the_anchor_keeps_every_weight_there_and_a_weak_one_lets_the_data_speak() {
+        // The data says dense ≈ (3, -2) and bucket 2 adds 1.5; the anchor says otherwise everywhere.
+        let examples = noisy_set(2000, 7);
+        let refs: Vec<&Example> = examples.iter().collect();
+        let anchor = Weights {
+            bias: 0.4,
+            dense: vec![-1.0, 1.0],
+            sparse: vec![0.5, -0.5, -2.0, 0.25],
+        };
+        let strong = anchored(FitOptions::new(2, 4, 1e6), anchor.clone());
+        let held = fit(&refs, &strong).unwrap().weights;
+        for (w, a) in held
+            .dense
+            .iter()
+            .chain(&held.sparse)
+            .zip(anchor.dense.iter().chain(&anchor.sparse))
+        {
+            assert!((w - a).abs() < 1e-5, "{held:?}");
+        }
+        // The bias is never pulled: it still fits the data around the held weights.
+        let param = held.to_param();
+        let (_, grad) = Objective::new(&refs, &strong).evaluate(&param);
+        assert!(grad[0].abs() < 1e-5, "{grad:?}");
+        // A weak pull predicts what the unanchored fit does (the bias and the buckets, one per row,
+        // trade off freely, so the weights themselves may differ).
+        let free = fit(&refs, &FitOptions::new(2, 4, 1e-6)).unwrap().weights;
+        let weak = fit(
+            &refs,
+            &anchored(FitOptions::new(2, 4, 1e-6), anchor.clone()),
+        )
+        .unwrap()
+        .weights;
+        for example in &refs {
+            let (w, f) = (weak.logit(example), free.logit(example));
+            assert!((w - f).abs() < 0.01, "{w} vs {f}");
+        }
+        // The gradient with an anchor is the loss's own.
+        let options = anchored(FitOptions::new(2, 4, 0.1), anchor.clone());
+        let objective = Objective::new(&refs[..50], &options);
+        let param = vec![0.3, -0.2, 0.5, 0.1, -0.4, 0.2, 0.05];
+        let (_, grad) = objective.evaluate(&param);
+        assert_gradient_matches_finite_differences(&objective, &param, &grad);
+        // An anchor of the wrong shape, or with a weight that is not finite, is refused.
+        let short = Weights {
+            sparse: vec![0.0; 3],
+            ..anchor.clone()
+        };
+        let infinite = Weights {
+            bias: f64::INFINITY,
+            ..anchor
+        };
+        for bad in [short, infinite] {
+            let error = fit(&refs, &anchored(FitOptions::new(2, 4, 1e-3), bad)).unwrap_err();
+            assert!(error.0.contains("anchor"), "{error}");
         }
     }
 

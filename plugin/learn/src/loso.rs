@@ -156,65 +156,70 @@ pub(crate) fn table(reports: &[SourceReport]) -> String {
     out
 }
 
+/// A source of `rows` rows whose label is decided by words only this source uses: every other row
+/// holds one of the `hard` words, answered by the frontier tier only, the rest one of the `easy`
+/// words, answered by both tiers (each list taken in turn). Words of the same length in scripts the
+/// encoder's vocabulary lacks trip no hand-made feature alone and embed alike, so nothing else tells
+/// them apart.
+#[cfg(test)]
+pub(crate) fn cue_source(name: &str, hard: &[&str], easy: &[&str], rows: usize) -> Source {
+    let outcome = |quality: f64, cost_usd: f64| crate::dataset::Outcome {
+        model: "m".into(),
+        quality,
+        cost_usd,
+        cost_estimated: false,
+    };
+    let rows = (0..rows)
+        .map(|i| {
+            let needs_frontier = i % 2 == 0;
+            let words = if needs_frontier { hard } else { easy };
+            let word = words.get((i / 2) % words.len().max(1)).unwrap_or(&"");
+            // Each item number once hard, once easy: the numbers say nothing about the label.
+            let text = format!("tell me about the {word}, item {}", i / 2);
+            let request =
+                serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
+            Row {
+                id: format!("{name}/{i}"),
+                source: name.into(),
+                request: request.to_string(),
+                outcomes: [
+                    (
+                        "small".to_string(),
+                        outcome(f64::from(u8::from(!needs_frontier)), 0.001),
+                    ),
+                    ("frontier".to_string(), outcome(1.0, 0.01)),
+                ]
+                .into_iter()
+                .collect(),
+                all_models: Default::default(),
+            }
+        })
+        .collect();
+    Source {
+        name: format!("data/{name}.jsonl"),
+        rows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::train::DENSE_LEN;
     use indicatif::ProgressBar;
-    use serde_json::json;
 
     use super::*;
     use crate::baselines;
     use crate::bootstrap;
     use crate::calibrate::Target;
-    use crate::dataset::Outcome;
     use crate::metrics::{self, Scored};
-
-    /// A source of 60 rows whose label is decided by a word only this source uses: `cue` rows are
-    /// answered by the frontier tier only, `other` rows by both tiers. The two words have the same
-    /// length, trip no hand-made feature alone and embed alike, so nothing else tells them apart.
-    fn source(name: &str, cue: &str, other: &str) -> Source {
-        let outcome = |quality: f64, cost_usd: f64| Outcome {
-            model: "m".into(),
-            quality,
-            cost_usd,
-            cost_estimated: false,
-        };
-        let rows = (0..60)
-            .map(|i| {
-                let hard = i % 2 == 0;
-                let word = if hard { cue } else { other };
-                // Each item number once hard, once easy: the numbers say nothing about the label.
-                let text = format!("tell me about the {word}, item {}", i / 2);
-                let request =
-                    json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
-                Row {
-                    id: format!("{name}/{i}"),
-                    source: name.into(),
-                    request: request.to_string(),
-                    outcomes: [
-                        (
-                            "small".to_string(),
-                            outcome(f64::from(u8::from(!hard)), 0.001),
-                        ),
-                        ("frontier".to_string(), outcome(1.0, 0.01)),
-                    ]
-                    .into_iter()
-                    .collect(),
-                    all_models: Default::default(),
-                }
-            })
-            .collect();
-        Source {
-            name: format!("data/{name}.jsonl"),
-            rows,
-        }
-    }
 
     fn two_sources() -> Vec<Source> {
         // Letters of scripts the encoder's vocabulary lacks: each word is one [UNK], whose
         // embedding row is zero, and each counts as non-Latin alike; so neither the embedding nor a
         // feature carries what one source's cue means over to the other.
-        vec![source("a", "ꙮꙮꙮ", "ᚠᚠᚠ"), source("b", "ᛉᛉᛉ", "ᛟᛟᛟ")]
+        vec![
+            cue_source("a", &["ꙮꙮꙮ"], &["ᚠᚠᚠ"], 60),
+            cue_source("b", &["ᛉᛉᛉ"], &["ᛟᛟᛟ"], 60),
+        ]
     }
 
     fn options() -> TrainOptions {

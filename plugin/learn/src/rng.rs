@@ -26,6 +26,14 @@ impl SplitMix {
             }
         }
     }
+
+    /// Fisher-Yates, last position first.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,29 @@ pub struct TrainOptions {
     pub semantic: bool,
 }
 
+impl TrainOptions {
+    /// Width of the examples' `dense`: the features, then the embedding unless it is left out.
+    pub(crate) fn dense_len(&self) -> usize {
+        if self.semantic {
+            DENSE_LEN
+        } else {
+            FEATURE_COUNT
+        }
+    }
+
+    /// The fit of one grid point.
+    pub(crate) fn fit_options(&self, buckets: u32, l2: f64, prior_l2: f64) -> FitOptions {
+        FitOptions {
+            max_iters: self.max_iters,
+            prior: (prior_l2 != 0.0).then(|| DensePrior {
+                centre: prior_centre(&self.prior, self.dense_len()),
+                strength: prior_l2,
+            }),
+            ..FitOptions::new(self.dense_len(), buckets as usize, l2)
+        }
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> TrainOptions {
         TrainOptions {
@@ -201,10 +224,7 @@ pub fn assign_folds(strata: &[usize], folds: usize, seed: u64) -> Vec<usize> {
     let mut dealt = 0;
     for key in keys {
         let mut members: Vec<usize> = (0..strata.len()).filter(|&i| strata[i] == key).collect();
-        for i in (1..members.len()).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            members.swap(i, j);
-        }
+        rng.shuffle(&mut members);
         for row in members {
             fold[row] = dealt % folds;
             dealt += 1;
@@ -383,15 +403,11 @@ pub(crate) fn source_table(sources: &[SourceReport]) -> String {
         "vs length [95% CI]"
     );
     out += &format!("{:<42}   model{:<25}   length{:<24}   model\n", "", "", "");
-    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let cell = metric_cell;
     for source in sources {
         let (m, l) = (source.model, source.length);
-        let interval = source
-            .model_apgr_interval
-            .map_or("-".to_string(), |i| format!("[{:.3},{:.3}]", i.low, i.high));
-        let lead = source.model_minus_length.map_or("-".to_string(), |d| {
-            format!("{:+.3} [{:+.3},{:+.3}]", d.estimate, d.low, d.high)
-        });
+        let interval = interval_cell(source.model_apgr_interval);
+        let lead = difference_cell(source.model_minus_length);
         out += &format!(
             "{:<28} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>13} {:>22}\n",
             source.source,
@@ -410,6 +426,23 @@ pub(crate) fn source_table(sources: &[SourceReport]) -> String {
         );
     }
     out
+}
+
+/// A metric in a table, "-" when undefined.
+pub(crate) fn metric_cell(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.3}"))
+}
+
+/// An APGR interval in a table.
+pub(crate) fn interval_cell(interval: Option<Interval>) -> String {
+    interval.map_or("-".to_string(), |i| format!("[{:.3},{:.3}]", i.low, i.high))
+}
+
+/// A paired difference and its interval in a table.
+pub(crate) fn difference_cell(difference: Option<Difference>) -> String {
+    difference.map_or("-".to_string(), |d| {
+        format!("{:+.3} [{:+.3},{:+.3}]", d.estimate, d.low, d.high)
+    })
 }
 
 pub struct Trained {
@@ -450,7 +483,7 @@ pub(crate) fn run_jobs<T: Send>(
         .collect()
 }
 
-fn check_options(options: &TrainOptions) -> Result<(), TrainError> {
+pub(crate) fn check_options(options: &TrainOptions) -> Result<(), TrainError> {
     if options.folds < 2 {
         return Err(TrainError(format!(
             "folds must be at least 2, got {}",
@@ -497,14 +530,12 @@ fn check_options(options: &TrainOptions) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Cross-validates the grid, picks a point, calibrates and fits the final model.
-pub fn train(
-    sources: &[Source],
+/// The rows kept, those with outcomes whose request parses, each with its source's index; and the
+/// rows left out, as "file: id: why".
+pub(crate) fn usable_rows<'a>(
+    sources: &'a [Source],
     options: &TrainOptions,
-    progress: &ProgressBar,
-) -> Result<Trained, TrainError> {
-    check_options(options)?;
-    // The rows kept: those with outcomes whose request parses.
+) -> (Vec<(usize, &'a Row)>, Vec<String>) {
     let mut skipped = Vec::new();
     let mut rows: Vec<(usize, &Row)> = Vec::new();
     let probe = options.buckets.iter().copied().min().unwrap_or(2);
@@ -516,6 +547,33 @@ pub fn train(
             }
         }
     }
+    (rows, skipped)
+}
+
+/// `rows` encoded for a model of `buckets` buckets, their `dense` cut to the options' width.
+pub(crate) fn encode_rows(
+    rows: &[(usize, &Row)],
+    options: &TrainOptions,
+    buckets: u32,
+) -> Result<Vec<Example>, TrainError> {
+    rows.iter()
+        .map(|(_, row)| {
+            let mut example = encode(row, options.max_scan_bytes, buckets)?;
+            example.dense.truncate(options.dense_len());
+            Ok(example)
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(TrainError)
+}
+
+/// Cross-validates the grid, picks a point, calibrates and fits the final model.
+pub fn train(
+    sources: &[Source],
+    options: &TrainOptions,
+    progress: &ProgressBar,
+) -> Result<Trained, TrainError> {
+    check_options(options)?;
+    let (rows, skipped) = usable_rows(sources, options);
     let folds = options.folds;
     if rows.len() < folds {
         return Err(TrainError(format!(
@@ -542,26 +600,10 @@ pub fn train(
         .collect();
     progress.set_length((points.len() * folds + 1) as u64);
     progress.set_message("encoding");
-    let dense_len = if options.semantic {
-        DENSE_LEN
-    } else {
-        FEATURE_COUNT
-    };
     let encodings: Vec<(u32, Vec<Example>)> = options
         .buckets
         .iter()
-        .map(|&buckets| {
-            let examples = rows
-                .iter()
-                .map(|(_, row)| {
-                    let mut example = encode(row, options.max_scan_bytes, buckets)?;
-                    example.dense.truncate(dense_len);
-                    Ok(example)
-                })
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(TrainError)?;
-            Ok((buckets, examples))
-        })
+        .map(|&buckets| Ok((buckets, encode_rows(&rows, options, buckets)?)))
         .collect::<Result<_, TrainError>>()?;
     let examples_for = |buckets: u32| -> Result<&Vec<Example>, TrainError> {
         encodings
@@ -570,14 +612,7 @@ pub fn train(
             .map(|(_, examples)| examples)
             .ok_or_else(|| TrainError(format!("no encoding for {buckets} buckets")))
     };
-    let fit_options = |buckets: u32, l2: f64, prior_l2: f64| FitOptions {
-        max_iters: options.max_iters,
-        prior: (prior_l2 != 0.0).then(|| DensePrior {
-            centre: prior_centre(&options.prior, dense_len),
-            strength: prior_l2,
-        }),
-        ..FitOptions::new(dense_len, buckets as usize, l2)
-    };
+    let fit_options = |buckets, l2, prior_l2| options.fit_options(buckets, l2, prior_l2);
 
     progress.set_message("cross-validating");
     let fold_logits = run_jobs(points.len() * folds, options.threads, progress, |job| {
@@ -788,7 +823,7 @@ fn rows_of<'a>(
 }
 
 /// The rows of `source` (every row when None) scored by `logits` and by prompt length.
-fn model_and_length(
+pub(crate) fn model_and_length(
     rows: &[(usize, &Row)],
     logits: &[f64],
     source: Option<usize>,
