@@ -140,24 +140,15 @@ fn shipped_vocabulary_loads() {
 fn every_training_message_tokenizes_as_hugging_face_does() {
     let reference = reference();
     let dir = dataset_dir();
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| {
-            panic!(
-                "{}: {error} (the routing data is at ../shared next to the checkout; TRIAGE_ROUTING_DATA overrides)",
-                dir.display()
-            )
-        })
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".jsonl"))
-        .collect();
-    on_disk.sort();
-    let pinned: Vec<&String> = reference.sources.keys().collect();
-    assert_eq!(
-        on_disk.iter().collect::<Vec<_>>(),
-        pinned,
-        "{} holds other files than reference.json was written from: rerun plugin/learn/distill/reference_tokens.py",
-        dir.display()
-    );
+    // A checkout without the routing data beside it (../shared) skips, like the host's equivalence
+    // test; files added to that directory later are not this fixture's business, the pinned ones are.
+    if !dir.is_dir() {
+        eprintln!(
+            "skipped: {} is not a directory (the routing data is at ../shared next to the checkout; TRIAGE_ROUTING_DATA overrides)",
+            dir.display()
+        );
+        return;
+    }
     for (file, sha256) in &reference.sources {
         let bytes = std::fs::read(dir.join(file)).expect("data file reads");
         assert_eq!(
