@@ -1,6 +1,6 @@
 //! The prompt's semantic representation: a static token-embedding table distilled from the sentence
 //! encoder all-MiniLM-L6-v2 (`plugin/learn/distill/distill.py`: each vocabulary token through the
-//! encoder, PCA, frequency weighting folded in, int8 per row), looked up per WordPiece token of the
+//! encoder, PCA, frequency weighting folded in, int8 with one scale), looked up per WordPiece token of the
 //! request's last user message and summed; the sum, scaled to unit length, is the representation.
 //!
 //! Only the tail of the last user message is read ([`EMBED_BYTES`]): that is where the task is
@@ -137,7 +137,7 @@ fn unit(sum: &RowSum) -> [f32; DIMS] {
 }
 
 /// The last `budget` bytes of the last user message's texts, in order. A text cut at the front
-/// starts after its first whitespace, so no word is read from its middle.
+/// loses the rest of the word cut there ([`word_start_after`]), so no word is read from its middle.
 fn tail<'r>(request: &'r ParsedRequest, budget: usize) -> impl Iterator<Item = &'r str> {
     let texts: &'r [std::borrow::Cow<'r, str>] = request
         .last_user_message()
