@@ -19,14 +19,15 @@ pub struct ModuleDecision {
 }
 
 impl ModuleDecision {
-    /// The reasons in the native `Decision::reasons` form, rebuilt from `x-triage-reason`.
+    /// The reasons in the native `Decision::reasons` form, rebuilt from `x-triage-reason`: a scored
+    /// decision's list, else the header itself (a rule's, an explicit model's or a fail-open's
+    /// reason is spelt as its header is).
     pub fn reasons(&self) -> Vec<String> {
         let header = self.reason_header.as_str();
         match header.split_once(": ") {
             Some(("scored", "none")) => Vec::new(),
             Some(("scored", list)) => list.split(", ").map(str::to_string).collect(),
-            Some((kind, detail)) => vec![format!("{kind}:{detail}")],
-            None => vec![header.to_string()],
+            _ => vec![header.to_string()],
         }
     }
 

@@ -5,6 +5,7 @@ mod eval;
 mod report;
 mod route;
 mod train;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     /// Per time window from decision logs: cost per task, savings, routing accuracy, override,
     /// escalation and fail-open rates, against the operators' targets.
     Report(report::ReportArgs),
+    /// Check a plugin config as the filter's on_configure does, and print its tiers.
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Report(args) => report::run(args),
+        Command::Validate(args) => validate::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

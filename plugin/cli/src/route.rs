@@ -6,8 +6,12 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use triage_core::{decide, parse_request, ApiFormat, Config, Features, RequestHead, FEATURE_NAMES};
 
-/// Reads one JSON object per line: a request body, or a routing-dataset row whose `request` field is
-/// the body. Prints one JSON object per line: {"id", "tier", "score", "model", "reasons"}.
+/// Reads one JSON object per line: a request body; a routing-dataset row, whose `request` field is the
+/// body; or an example line as in `examples/requests.jsonl`, `{"id", "path", "body"}`, whose path says
+/// the API format. Prints one JSON object per line: {"id", "format", "tier", "score", "model",
+/// "reasons", "margin"}, where `margin` is how far the score is from the boundaries of its tier (the
+/// tier it would move to, and by how much). Exits 1 when a line could not be routed, or when every
+/// line failed open (the router decided nothing).
 #[derive(clap::Args, Debug)]
 pub struct RouteArgs {
     /// Plugin config (JSON, as given to the filter); the shipped defaults when absent.
@@ -16,7 +20,8 @@ pub struct RouteArgs {
     /// Input file, or - for stdin (the default).
     #[arg(long)]
     input: Option<String>,
-    /// Force the API format of every line (dataset rows are OpenAI chat; bare bodies are inferred).
+    /// Force the API format of every line (dataset rows are OpenAI chat; example lines take their
+    /// `path`'s; bare bodies are inferred from their shape).
     #[arg(long, value_parser = parse_format)]
     format: Option<ApiFormat>,
     /// Add "features", the scorer's inputs, to every output line.
@@ -41,6 +46,15 @@ struct Routed {
     score: Option<f64>,
     model: Option<String>,
     reasons: Vec<String>,
+}
+
+impl Routed {
+    /// The core's and the module's reasons both start a fail-open with this.
+    fn failed_open(&self) -> bool {
+        self.reasons
+            .first()
+            .is_some_and(|reason| reason.starts_with("fail_open: "))
+    }
 }
 
 enum Engine {
@@ -106,8 +120,12 @@ fn parse_format(name: &str) -> Result<ApiFormat, String> {
     })
 }
 
-/// Anthropic-only markers: a top-level `system`, or content blocks the OpenAI formats do not have.
+/// The API format of a bare body, from what only one format has: `input` is the Responses API's; a
+/// top-level `system`, `stop_sequences` or `top_k`, content blocks the OpenAI formats lack, or tools
+/// with an `input_schema` are Anthropic's. Anything else reads as OpenAI chat, which parses every body
+/// that has none of those the same way Anthropic's would.
 fn infer_format(body: &Map<String, Value>) -> ApiFormat {
+    const ANTHROPIC_FIELDS: &[&str] = &["system", "stop_sequences", "top_k"];
     const ANTHROPIC_BLOCKS: &[&str] = &["tool_use", "tool_result", "image", "document", "thinking"];
     if body.contains_key("input") {
         return ApiFormat::OpenAiResponses;
@@ -125,11 +143,85 @@ fn infer_format(body: &Map<String, Value>) -> ApiFormat {
                 .and_then(Value::as_str)
                 .is_some_and(|kind| ANTHROPIC_BLOCKS.contains(&kind))
         });
-    if body.contains_key("messages") && (body.contains_key("system") || has_anthropic_block) {
+    let has_anthropic_tool = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|tool| tool.get("input_schema").is_some());
+    let has_anthropic_field = ANTHROPIC_FIELDS.iter().any(|key| body.contains_key(*key));
+    if body.contains_key("messages")
+        && (has_anthropic_field || has_anthropic_block || has_anthropic_tool)
+    {
         ApiFormat::AnthropicMessages
     } else {
         ApiFormat::OpenAiChat
     }
+}
+
+/// The raw bytes of `field` of the JSON object `line`, exactly as the line holds them.
+fn raw_field(line: &str, field: &str) -> Result<String, String> {
+    let raw: std::collections::BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(line).map_err(|error| format!("not a JSON object: {error}"))?;
+    Ok(raw
+        .get(field)
+        .map(|value| value.get().to_string())
+        .unwrap_or_default())
+}
+
+/// An example line's format: forced, else its `path`'s as the filter reads it (an LLM endpoint: the filter
+/// passes anything else through undecided), else the body's shape.
+fn example_format(
+    forced: Option<ApiFormat>,
+    path: Option<&Value>,
+    body: &Map<String, Value>,
+) -> Result<ApiFormat, String> {
+    if let Some(format) = forced {
+        return Ok(format);
+    }
+    match path {
+        None => Ok(infer_format(body)),
+        Some(path) => {
+            let path = path
+                .as_str()
+                .ok_or_else(|| format!("\"path\" is not a string: {path}"))?;
+            ApiFormat::detect("POST", path).ok_or_else(|| {
+                format!(
+                    "path {path:?} is not an LLM endpoint ({}): the filter passes it through \
+                     undecided",
+                    ApiFormat::ALL.map(|format| format.path()).join(", ")
+                )
+            })
+        }
+    }
+}
+
+/// How far `score` is from the boundaries of the tier it falls in: for the tier below and the tier
+/// above, their name and the distance (a score exactly on a boundary belongs to the tier below it).
+/// Null when the decision was not scored against the thresholds.
+fn margin(config: &Config, routed: &Routed) -> Value {
+    let Some(score) = routed.score.filter(|_| !routed.failed_open()) else {
+        return Value::Null;
+    };
+    let names = config.tier_names();
+    let bounds = config.thresholds();
+    let Some(index) = names.iter().position(|name| *name == routed.tier) else {
+        return Value::Null;
+    };
+    let side = |neighbour: Option<usize>, boundary: Option<&f64>| match (neighbour, boundary) {
+        (Some(tier), Some(boundary)) => {
+            json!({"tier": names.get(tier), "by": round4((score - boundary).abs())})
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "down": side(index.checked_sub(1), index.checked_sub(1).and_then(|i| bounds.get(i))),
+        "up": side(Some(index + 1).filter(|i| *i < names.len()), bounds.get(index)),
+    })
+}
+
+fn round4(value: f64) -> f64 {
+    (value * 1e4).round() / 1e4
 }
 
 fn route_line(
@@ -138,41 +230,35 @@ fn route_line(
     args: &RouteArgs,
     line: &str,
     number: usize,
-) -> Result<Value, String> {
+) -> Result<(Value, bool), String> {
     let forced = args.format;
     let object: Map<String, Value> =
         serde_json::from_str(line).map_err(|error| format!("not a JSON object: {error}"))?;
-    let row_request = object.get("request").filter(|request| request.is_object());
-    let (body, format, id) = match row_request {
-        Some(_) => {
-            // The row's raw request bytes, exactly as the dataset holds them.
-            let raw: std::collections::BTreeMap<String, Box<RawValue>> = serde_json::from_str(line)
-                .map_err(|error| format!("not a JSON object: {error}"))?;
-            let body = raw
-                .get("request")
-                .map(|request| request.get().to_string())
-                .unwrap_or_default();
-            let id = object.get("id").cloned().unwrap_or(json!(number));
-            (body, forced.unwrap_or(ApiFormat::OpenAiChat), id)
-        }
-        None => (
-            line.to_string(),
-            forced.unwrap_or_else(|| infer_format(&object)),
-            json!(number),
-        ),
+    let id = object.get("id").cloned().unwrap_or(json!(number));
+    let (body, format, id) = if object.get("request").is_some_and(Value::is_object) {
+        let format = forced.unwrap_or(ApiFormat::OpenAiChat);
+        (raw_field(line, "request")?, format, id)
+    } else if let Some(body) = object.get("body").and_then(Value::as_object) {
+        let format = example_format(forced, object.get("path"), body)?;
+        (raw_field(line, "body")?, format, id)
+    } else {
+        let format = forced.unwrap_or_else(|| infer_format(&object));
+        (line.to_string(), format, json!(number))
     };
     let routed = engine.route(config, format, &body)?;
     let mut result = json!({
         "id": id,
+        "format": format.as_str(),
         "tier": routed.tier,
         "score": routed.score,
         "model": routed.model,
         "reasons": routed.reasons,
+        "margin": margin(config, &routed),
     });
     if args.features {
         result["features"] = features_of(config, format, body.as_bytes());
     }
-    Ok(result)
+    Ok((result, routed.failed_open()))
 }
 
 /// The feature values the scorer saw (null when the body does not parse), for training a model.
@@ -210,6 +296,7 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut all_ok = true;
+    let (mut routed, mut failed_open) = (0, 0);
     for (index, line) in BufReader::new(input).lines().enumerate() {
         let number = index + 1;
         let line = match line {
@@ -224,7 +311,11 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
             continue;
         }
         match route_line(&config, &mut engine, &args, &line, number) {
-            Ok(result) => writeln!(out, "{result}").map_err(|error| format!("stdout: {error}"))?,
+            Ok((result, fail_open)) => {
+                routed += 1;
+                failed_open += usize::from(fail_open);
+                writeln!(out, "{result}").map_err(|error| format!("stdout: {error}"))?;
+            }
             Err(error) => {
                 eprintln!("line {number}: {error}");
                 all_ok = false;
@@ -232,5 +323,12 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
         }
     }
     out.flush().map_err(|error| format!("stdout: {error}"))?;
+    if routed > 0 && failed_open == routed {
+        eprintln!(
+            "every one of the {routed} routed lines failed open: the router decided nothing (see \
+             each line's reasons; --format forces the API format)"
+        );
+        all_ok = false;
+    }
     Ok(all_ok)
 }

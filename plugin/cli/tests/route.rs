@@ -117,7 +117,7 @@ fn routes_dataset_rows_and_bare_bodies_from_a_file() {
         "explicit model kept as requested"
     );
     assert_eq!(results[4]["score"], Value::Null);
-    assert_eq!(results[4]["reasons"][0], "explicit_model:gpt-4o");
+    assert_eq!(results[4]["reasons"][0], "explicit_model: gpt-4o");
 
     // Without a config the shipped model decides: the same lines, the hard task scored above the
     // trivial one and sent to a tier at least as dear.
@@ -185,7 +185,10 @@ fn a_config_rule_forces_the_tier() {
     let result = &lines(&output)[0];
     assert_eq!(result["tier"], "frontier");
     assert_eq!(result["model"], "huge");
-    assert_eq!(result["reasons"][0], "rule:french");
+    assert_eq!(
+        result["reasons"][0], "rule: french",
+        "the reason reads as x-triage-reason does"
+    );
     assert_eq!(result["score"], Value::Null);
 }
 
@@ -218,4 +221,131 @@ fn features_flag_and_usage_errors() {
     let no_command = triage(&[], "");
     assert_eq!(no_command.status.code(), Some(2));
     assert!(stderr(&no_command).contains("Usage: triage <COMMAND>"));
+}
+
+/// The project's own example file: each line's path gives its format, and nothing fails open.
+#[test]
+fn routes_the_example_lines_by_their_path() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/requests.jsonl");
+    let output = triage(&["route", "--input", examples], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results = lines(&output);
+    let text = std::fs::read_to_string(examples).unwrap();
+    let inputs: Vec<Value> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(results.len(), inputs.len());
+    for (result, input) in results.iter().zip(&inputs) {
+        assert_eq!(result["id"], input["id"]);
+        let path = input["path"].as_str().unwrap();
+        let expected = match path {
+            "/v1/messages" => "anthropic_messages",
+            "/v1/responses" => "openai_responses",
+            _ => "openai_chat",
+        };
+        assert_eq!(result["format"], expected, "{result}");
+        let reason = result["reasons"][0].as_str().unwrap();
+        assert!(!reason.starts_with("fail_open"), "{result}");
+    }
+    assert!(
+        results.iter().any(|r| r["format"] == "anthropic_messages"),
+        "the examples cover the Anthropic API"
+    );
+}
+
+#[test]
+fn example_lines_off_the_llm_endpoints_are_refused() {
+    let line = r#"{"id":"models","path":"/v1/models","body":{"model":"auto"}}"#;
+    let output = triage(&["route"], &format!("{line}\n{ROW}\n"));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(lines(&output).len(), 1, "the other line is still routed");
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("line 1: path \"/v1/models\" is not an LLM endpoint"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn bare_anthropic_bodies_are_told_by_their_shape() {
+    let config = hand_set_config();
+    let bodies = [
+        r#"{"model":"auto","max_tokens":9,"stop_sequences":["."],"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"auto","max_tokens":9,"tools":[{"name":"f","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"auto","max_tokens":9,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AA=="}}]}]}"#,
+        r#"{"model":"auto","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}"#,
+    ];
+    let output = triage(
+        &["route", "--config", config.path()],
+        &(bodies.join("\n") + "\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let formats: Vec<Value> = lines(&output)
+        .iter()
+        .map(|result| result["format"].clone())
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            "anthropic_messages",
+            "anthropic_messages",
+            "anthropic_messages",
+            "openai_chat"
+        ]
+    );
+}
+
+#[test]
+fn every_line_failing_open_is_an_error() {
+    let unreadable = r#"{"model":"auto","messages":"not a list"}"#;
+    let output = triage(&["route"], &format!("{unreadable}\n{unreadable}\n"));
+    assert_eq!(output.status.code(), Some(1));
+    let results = lines(&output);
+    assert_eq!(results.len(), 2, "the decisions are still printed");
+    assert_eq!(results[0]["reasons"][0], "fail_open: unknown_shape");
+    assert_eq!(results[0]["margin"], Value::Null);
+    assert!(
+        stderr(&output).contains("every one of the 2 routed lines failed open"),
+        "{}",
+        stderr(&output)
+    );
+    // One line the router decides is enough for a clean exit.
+    let mixed = triage(&["route"], &format!("{unreadable}\n{ROW}\n"));
+    assert!(mixed.status.success(), "{}", stderr(&mixed));
+}
+
+/// The margin names the neighbouring tiers and its distances add up to the tier's bounds.
+#[test]
+fn the_margin_is_the_distance_to_each_neighbouring_tier() {
+    let config = hand_set_config();
+    let output = triage(
+        &["route", "--config", config.path()],
+        &format!("{ROW}\n{HARD}\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bounds = [0.35, 0.65];
+    let names = ["small", "mid", "frontier"];
+    for result in lines(&output) {
+        let score = result["score"].as_f64().unwrap();
+        let tier = names.iter().position(|n| *n == result["tier"]).unwrap();
+        let margin = &result["margin"];
+        match tier.checked_sub(1) {
+            Some(below) => {
+                assert_eq!(margin["down"]["tier"], names[below], "{result}");
+                let by = margin["down"]["by"].as_f64().unwrap();
+                assert!((score - by - bounds[below]).abs() < 1e-4, "{result}");
+            }
+            None => assert_eq!(margin["down"], Value::Null),
+        }
+        match names.get(tier + 1) {
+            Some(above) => {
+                assert_eq!(margin["up"]["tier"], *above, "{result}");
+                let by = margin["up"]["by"].as_f64().unwrap();
+                assert!((score + by - bounds[tier]).abs() < 1e-4, "{result}");
+            }
+            None => assert_eq!(margin["up"], Value::Null),
+        }
+    }
 }

@@ -106,7 +106,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
         .iter()
         .find(|rule| matches(&rule.when, config, head, request))
     {
-        let reasons = vec![format!("rule:{}", rule.name)];
+        let reasons = vec![format!("rule: {}", rule.name)];
         return chosen(rule.tier, None, Cause::Rule(rule.name.clone()), reasons);
     }
     if let (Some(model), false) = (requested.model.as_deref(), requested.routable) {
@@ -119,13 +119,13 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
             tier,
             None,
             Cause::ExplicitModel,
-            vec![format!("explicit_model:{model}")],
+            vec![format!("explicit_model: {model}")],
         );
     }
     let request = match parsed {
         Ok(request) => request,
         Err(cause) => {
-            let reasons = vec![format!("fail_open:{}", cause.as_str())];
+            let reasons = vec![format!("fail_open: {}", cause.as_str())];
             return decision(config.default_tier(), None, Cause::FailOpen(cause), reasons);
         }
     };
@@ -188,7 +188,7 @@ pub fn fail_open(config: &Config, cause: FailOpen) -> Decision {
         model: None,
         requested_model: None,
         cause: Cause::FailOpen(cause),
-        reasons: vec![format!("fail_open:{}", cause.as_str())],
+        reasons: vec![format!("fail_open: {}", cause.as_str())],
         stream: false,
         expect: Expectations::default(),
     }
