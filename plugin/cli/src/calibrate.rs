@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use triage_core::{model_inputs, ApiFormat, Config, Model};
 use triage_learn::calibrate::{self, Target, THRESHOLD_QUANTILES_DEFAULT};
 use triage_learn::dataset::Row;
+use triage_learn::enough::LabelCounts;
 
 use crate::train::{command_line, log_sources, read_sources};
 
@@ -110,6 +111,11 @@ pub fn run(args: CalibrateArgs) -> Result<bool, String> {
     }
     if skipped > 0 {
         eprintln!("triage: skipped {skipped} rows whose request does not parse (the filter fails them open)");
+    }
+    if let Some(warning) =
+        LabelCounts::of(rows.iter().filter_map(triage_learn::train::label)).warning()
+    {
+        eprintln!("triage: warning: {warning}");
     }
     let routed = calibrate::routed_rows(&rows, &scores, &tiers).map_err(|e| e.to_string())?;
     let point = calibrate::calibrate(&routed, &tiers, args.target, args.quantiles)

@@ -58,6 +58,11 @@ fn calibrate_from_log_writes_a_config_the_router_loads_that_meets_the_target() {
         "{report}"
     );
     assert!(report.contains("wrote config tight.json"), "{report}");
+    assert!(
+        text(&output.stderr).contains("warning: few labels: 12 rows need the dearest tier"),
+        "28 labelled rows are calibrated on, with a warning: {}",
+        text(&output.stderr)
+    );
 
     let tight = read_json(&dir, "tight.json");
     let calibrated = &tight["model"]["meta"]["calibrated"];

@@ -127,3 +127,41 @@ fn from_log_needs_a_config_and_train_needs_some_rows() {
     assert!(text(&output.stderr).contains("must be named among small, mid, frontier"));
     assert!(!dir.0.join("m.json").exists());
 }
+
+/// Too few labels to cross-validate: refused with the minimum, and no model written; a few more
+/// rows are fitted with a warning.
+#[test]
+fn train_refuses_too_few_labels_and_warns_about_few() {
+    let dir = TempDir::new("few");
+    let rows = dataset_rows();
+    let eleven: Vec<&str> = rows.lines().take(11).collect();
+    dir.write("eleven.jsonl", &eleven.join("\n"));
+    let output = triage_in(
+        &dir.0,
+        &[
+            "train",
+            "--data",
+            "eleven.jsonl",
+            "--out",
+            "m.json",
+            "--buckets",
+            "1024",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let error = text(&output.stderr);
+    assert!(
+        error.contains("each label needs at least 10 rows (2 per fold with 5 folds)"),
+        "{error}"
+    );
+    assert!(!dir.0.join("m.json").exists());
+
+    let output = train(&dir, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout)
+            .contains("warning: few labels: 12 rows need the dearest tier and 16 do not"),
+        "{}",
+        text(&output.stdout)
+    );
+}

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod calibrate;
 mod columns;
 pub mod dataset;
+pub mod enough;
 pub mod eval;
 pub mod log;
 pub mod logistic;

@@ -43,6 +43,7 @@ use crate::baselines;
 use crate::bootstrap::{self, Bootstrap, Difference, Interval};
 use crate::calibrate::{self, OperatingPoint, Target};
 use crate::dataset::Row;
+use crate::enough::LabelCounts;
 use crate::logistic::{self, DensePrior, Example, FitOptions};
 use crate::loso;
 use crate::metrics::{self, Scored};
@@ -319,6 +320,8 @@ pub struct TrainReport {
     /// The chosen point's numbers per source when fitted on the other sources only; None when
     /// switched off or with fewer than two sources.
     pub leave_one_source_out: Option<Vec<SourceReport>>,
+    /// [`LabelCounts::warning`] of the rows used.
+    pub few_labels: Option<String>,
 }
 
 impl TrainReport {
@@ -329,6 +332,9 @@ impl TrainReport {
     /// The grid and the chosen point's cross-validation table, for a terminal.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        if let Some(warning) = &self.few_labels {
+            out += &format!("warning: {warning}\n");
+        }
         if self.grid.len() > 1 {
             out += "grid (out-of-fold APGR per source, row-weighted mean; * = chosen):\n";
             for (index, point) in self.grid.iter().enumerate() {
@@ -585,6 +591,8 @@ pub fn train(
         .iter()
         .map(|(_, row)| label(row).unwrap_or(false))
         .collect();
+    let counts = LabelCounts::of(labels.iter().copied());
+    counts.check_fit(folds).map_err(TrainError)?;
     let strata: Vec<usize> = rows
         .iter()
         .zip(&labels)
@@ -729,6 +737,7 @@ pub fn train(
     progress.inc(1);
 
     let report = TrainReport {
+        few_labels: counts.warning(),
         rows: rows.len(),
         skipped,
         grid,
