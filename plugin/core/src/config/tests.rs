@@ -307,3 +307,33 @@ fn operations_errors_name_the_field() {
         assert!(error.starts_with(expected), "{json}\n  gave: {error}");
     }
 }
+
+/// The JSON blocks of the README's Configuration section: the defaults written out, then examples.
+fn readme_config_blocks() -> Vec<String> {
+    let readme = include_str!("../../../../README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    section
+        .split("```json\n")
+        .skip(1)
+        .map(|block| block.split("\n```").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_readme_defaults_block_is_the_defaults() {
+    let blocks = readme_config_blocks();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    let written = Config::from_json(blocks[0].as_bytes()).unwrap();
+    let defaults = Config::from_json(b"{}").unwrap();
+    assert_eq!(format!("{written:?}"), format!("{defaults:?}"));
+    // The example blocks are configs the filter accepts.
+    for block in &blocks[1..] {
+        if let Err(error) = Config::from_json(block.as_bytes()) {
+            panic!("README example refused: {error}\n{block}");
+        }
+    }
+}
