@@ -13,3 +13,5 @@ cargo clippy -p triage-filter --target wasm32-wasip1 -- -D warnings
 cargo test --workspace
 # `triage route --engine wasm` against the native engine (the CLI's optional wasmtime engine).
 cargo test -p triage-cli --features wasm-engine --test engine
+# The data rebuild script's conversion and check, on made-up rows (no source data needed).
+python3 plugin/learn/data/test_build.py

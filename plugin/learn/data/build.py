@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds routing rows for simple, natural requests from public GitHub snapshots.
+"""Builds routing rows from public GitHub snapshots: simple, natural requests and RouterBench.
 
 Python 3.11, standard library only. Reads the bare git directories that the search tool's `fetch`
 brings (or any clone), always at the pinned commits below, through `git show <commit>:<path>`, and
@@ -8,7 +8,12 @@ writes JSON lines to an output directory outside the repository (research data: 
     python3 plugin/learn/data/build.py \
         --alpaca-eval /work/.mirror/tatsu-lab+alpaca_eval/repo \
         --self-instruct /work/.mirror/yizhongw+self-instruct/repo \
+        --routerdc /work/.mirror/shuhao02+RouterDC/repo \
         --out /work/data-build/routing
+
+Each source is optional (--alpaca-eval and --self-instruct go together); --check-against DIR
+compares the RouterBench files written with DIR's files of the same names (byte for byte, else row
+by row as parsed JSON), prints the verdict and exits 1 unless every file is equivalent.
 
 Writes (see README.md beside this file for provenance, licenses and definitions):
     alpacaeval2.jsonl, alpacaeval1.jsonl
@@ -22,15 +27,25 @@ Writes (see README.md beside this file for provenance, licenses and definitions)
         `triage route`)
     simple-probe-alpacaeval2.jsonl, simple-probe-alpacaeval1.jsonl
         the judged probe rows with that view's `outcomes` (input of `triage eval`)
+    routerbench-arc.jsonl, routerbench-mbpp.jsonl, routerbench-winogrande.jsonl (with --routerdc)
+        RouterBench's graded ARC-Challenge (5-shot), MBPP and Winogrande (5-shot) rows as copied in
+        RouterDC's train split, 3 tiers (Mistral-7B / Mixtral-8x7B / GPT-4 Turbo) with RouterBench's
+        measured costs and every model in `all_models`: the training rows of
+        /work/shared/data/routing/train/, rebuilt
 The output is deterministic: same snapshots, same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
+import csv
 import difflib
+import hashlib
+import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -40,6 +55,20 @@ from pathlib import Path
 
 ALPACA_EVAL_COMMIT = "cd543a149df89434d8a54582c0151c0b945c3d20"  # tatsu-lab/alpaca_eval, 2025-08-09
 SELF_INSTRUCT_COMMIT = "0b26ccaa415992100fa32df62d41b994cf928e23"  # yizhongw/self-instruct, 2023-03-27
+ROUTERDC_COMMIT = "0e63989c5bf4363330b8a4616386e3f7f116d9f8"  # shuhao02/RouterDC, 2025-02-25
+
+# RouterBench (withmartian) rows as RouterDC copies them, train split only: output name -> (the one
+# file read, RouterBench's `eval_name` of every row). These three paths are the only RouterDC files
+# this build reads: the `*_test.csv` files beside them, and every other file under `datasets/`
+# (GSM8K, MMLU, HellaSwag, MT-Bench, ...), are held-out evaluation sets and are never opened or listed.
+ROUTERBENCH_FILES = {
+    "arc": ("datasets/routerbench_zs/arc_challenge_train.csv", "arc-challenge"),
+    "mbpp": ("datasets/routerbench_zs/mbpp_train.csv", "mbpp"),
+    "winogrande": ("datasets/routerbench_zs/winograde_train.csv", "winogrande"),  # sic: "winograde"
+}
+# RouterBench model names of the tiers (the format of /work/shared/data/routing/README.md).
+ROUTERBENCH_TIERS = {"small": "mistralai/mistral-7b-chat", "mid": "mistralai/mixtral-8x7b-chat",
+                     "frontier": "gpt-4-1106-preview"}
 
 # Two judged views of the same AlpacaEval prompts, each a judge comparing a model's output with a
 # reference model's output on every prompt. A model's quality on a prompt is the judge's preference
@@ -347,16 +376,164 @@ def build_probe(self_instruct: Path, views: dict[str, list[dict]], train_prompts
     return probe, notes
 
 
+# --- RouterBench (via RouterDC) -----------------------------------------------------------------
+
+def routerbench_rows(name: str, data: bytes, eval_name: str) -> tuple[list[dict], collections.Counter]:
+    """Routing rows from one RouterDC `*_train.csv` (RouterBench's columns), in the file's order.
+
+    Columns: an unnamed index, `sample_id`, `prompt` (a Python list literal of strings), `eval_name`,
+    one quality column per model (1.0 = correct, empty = not graded), `<model>|model_response` (a
+    list literal of one string) and `<model>|total_cost` (USD, RouterBench's measured cost), and
+    `oracle_model_to_route_to` (unused). A row is dropped when a tier model has no quality; a
+    non-tier model without quality or cost is left out of that row's `all_models`.
+    """
+    csv.field_size_limit(2**31 - 1)
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    header = next(reader)
+    models = sorted(column.removesuffix("|total_cost") for column in header if column.endswith("|total_cost"))
+    for column in ["sample_id", "prompt", "eval_name"] + [m + suffix for m in models for suffix in ("", "|model_response")]:
+        if column not in header:
+            sys.exit(f"{name}: no column {column!r}")
+    missing_tiers = set(ROUTERBENCH_TIERS.values()) - set(models)
+    if missing_tiers:
+        sys.exit(f"{name}: no tier model {sorted(missing_tiers)}")
+
+    def number(text: str, what: str) -> float | None:
+        if text == "":
+            return None
+        value = float(text)
+        if not math.isfinite(value):
+            sys.exit(f"{name}: {what} is {text}")
+        return value
+
+    def one_string(text: str, what: str) -> str:
+        value = ast.literal_eval(text)
+        if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)):
+            sys.exit(f"{name}: {what} is not a list of one string")
+        return value[0]
+
+    rows, seen, notes = [], set(), collections.Counter()
+    for values in reader:
+        if len(values) != len(header):
+            sys.exit(f"{name}: a line with {len(values)} fields, expected {len(header)}")
+        row = dict(zip(header, values))
+        sample = row["sample_id"]
+        if row["eval_name"] != eval_name:
+            sys.exit(f"{name}: {sample} has eval_name {row['eval_name']!r}, expected {eval_name!r}")
+        prompt = ast.literal_eval(row["prompt"])
+        if not (isinstance(prompt, list) and prompt and all(isinstance(part, str) for part in prompt)):
+            sys.exit(f"{name}: {sample}: the prompt is not a list of strings")
+        if any(row[model] == "" for model in ROUTERBENCH_TIERS.values()):
+            # In ARC these are the 8 rows whose prompt list holds the same prompt twice: only
+            # gpt-3.5-turbo-1106 is graded on them; 7 of the 8 samples also have a graded one-prompt row.
+            notes[f"{name}: dropped, a tier model not graded (prompt list of {len(prompt)})"] += 1
+            continue
+        if len(prompt) != 1:
+            sys.exit(f"{name}: {sample}: a graded row with a prompt list of {len(prompt)}")
+        if sample in seen:
+            sys.exit(f"{name}: {sample} twice")
+        seen.add(sample)
+        all_models = {}
+        for model in models:
+            q = number(row[model], f"{sample} {model} quality")
+            usd = number(row[f"{model}|total_cost"], f"{sample} {model} cost")
+            if q is None or usd is None:
+                notes[f"{name}: {model} not graded, left out of all_models"] += 1
+                continue
+            if not 0.0 <= q <= 1.0:
+                sys.exit(f"{name}: {sample} {model} quality {q}")
+            all_models[model] = {"quality": q, "cost_usd": usd}
+        outcomes = {}
+        for tier, model in ROUTERBENCH_TIERS.items():
+            if model not in all_models:
+                sys.exit(f"{name}: {sample} {model} has a quality but no cost")
+            outcomes[tier] = {"model": model, **all_models[model], "cost_estimated": False,
+                              "answer": one_string(row[f"{model}|model_response"], f"{sample} {model}'s response")}
+        rows.append({
+            "id": f"routerbench/{name}/{sample}",
+            "source": f"routerbench-{name}",
+            "request": request(prompt[0]),
+            "outcomes": outcomes,
+            "all_models": all_models,
+        })
+    return rows, notes
+
+
+def routerbench(git_dir: Path) -> tuple[dict[str, list[dict]], collections.Counter]:
+    """The three RouterBench files' rows, read from RouterDC at the pinned commit (train CSVs only)."""
+    files, notes = {}, collections.Counter()
+    for name, (path, eval_name) in ROUTERBENCH_FILES.items():
+        rows, file_notes = routerbench_rows(name, git_show(git_dir, ROUTERDC_COMMIT, path), eval_name)
+        files[f"routerbench-{name}.jsonl"] = rows
+        notes.update(file_notes)
+    return files, notes
+
+
+# --- the equivalence check ------------------------------------------------------------------------
+
+def json_differences(a, b, path: str = "") -> list[str]:
+    """Paths where two parsed JSON values differ (key order ignored, as in parsed JSON)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}/{k}: only in ours" for k in a.keys() - b.keys()]
+        out += [f"{path}/{k}: only in the reference" for k in b.keys() - a.keys()]
+        for k in sorted(a.keys() & b.keys()):
+            out += json_differences(a[k], b[k], f"{path}/{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in json_differences(x, y, f"{path}/{i}")]
+    return [] if (a == b and type(a) is type(b)) else [f"{path}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"]
+
+
+def check_against(out: Path, reference: Path, names: list[str]) -> bool:
+    """Compares each written file with the reference file of the same name; prints one verdict each."""
+    print(f"\ncheck against {reference}:")
+    ok = True
+    for name in names:
+        ours, theirs = out / name, reference / name
+        if not theirs.is_file():
+            print(f"  {name}: FAIL, no reference file {theirs}")
+            ok = False
+            continue
+        a, b = ours.read_bytes(), theirs.read_bytes()
+        rows_a, rows_b = a.decode("utf-8").splitlines(), b.decode("utf-8").splitlines()
+        if a == b:
+            print(f"  {name}: IDENTICAL bytes, {len(rows_a)} rows, sha256 {hashlib.sha256(a).hexdigest()}")
+            continue
+        parsed_a, parsed_b = [json.loads(line) for line in rows_a], [json.loads(line) for line in rows_b]
+        problems = []
+        if len(parsed_a) != len(parsed_b):
+            problems.append(f"{len(parsed_a)} rows, the reference {len(parsed_b)}")
+        ids_a, ids_b = [r.get("id") for r in parsed_a], [r.get("id") for r in parsed_b]
+        if ids_a != ids_b:
+            only_a, only_b = set(ids_a) - set(ids_b), set(ids_b) - set(ids_a)
+            problems.append(f"ids differ: {len(only_a)} only ours (e.g. {sorted(only_a)[:3]}), {len(only_b)} only in"
+                            f" the reference (e.g. {sorted(only_b)[:3]}){', order differs' if not only_a | only_b else ''}")
+        differing = [(r.get("id"), json_differences(r, s)) for r, s in zip(parsed_a, parsed_b) if r != s]
+        if differing:
+            problems.append(f"rows differing as parsed JSON: {len(differing)}; first: {differing[0][0]}: {differing[0][1][:3]}")
+        if problems:
+            print(f"  {name}: FAIL, " + "; ".join(problems))
+            ok = False
+            continue
+        offset = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        line = a[:offset].count(b"\n") + 1
+        print(f"  {name}: EQUAL as parsed JSON ({len(parsed_a)} rows, same ids and order), bytes differ from"
+              f" offset {offset} (line {line})")
+    print("verdict: " + ("equivalent" if ok else "NOT equivalent"))
+    return ok
+
+
 # --- statistics -----------------------------------------------------------------------------------
 
 def summarise(name: str, rows: list[dict]) -> None:
     judged = [row for row in rows if "outcomes" in row]
     print(f"\n{name}: {len(rows)} rows")
-    print("  by category: " + ", ".join(f"{k} {v}" for k, v in sorted(collections.Counter(r["category"] for r in rows).items())))
+    print("  by category: " + ", ".join(f"{k} {v}" for k, v in sorted(collections.Counter(r.get("category", r["source"]) for r in rows).items())))
     if not judged:
         return
-    groups = [("all", judged)] + sorted(
-        (cat, [r for r in judged if r["category"] == cat]) for cat in {r["category"] for r in judged})
+    categories = {r.get("category", r["source"]) for r in judged}
+    groups = [("all", judged)] + (sorted(
+        (cat, [r for r in judged if r.get("category", r["source"]) == cat]) for cat in categories) if len(categories) > 1 else [])
     print(f"  {'group':<16}{'rows':>5}  {'q small':>7} {'q mid':>6} {'q front':>7}  {'s>=f':>5} {'s==f':>5} {'s>f':>5} {'s<f':>5}"
           f"  {'s|f won':>7}  oracle s/m/f        cost s/m/f (USD per 1k calls)")
     for group, subset in groups:
@@ -385,49 +562,74 @@ def summarise(name: str, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--alpaca-eval", type=Path, required=True, help="git dir of tatsu-lab/alpaca_eval")
-    parser.add_argument("--self-instruct", type=Path, required=True, help="git dir of yizhongw/self-instruct")
+    parser.add_argument("--alpaca-eval", type=Path, help="git dir of tatsu-lab/alpaca_eval (with --self-instruct)")
+    parser.add_argument("--self-instruct", type=Path, help="git dir of yizhongw/self-instruct (with --alpaca-eval)")
+    parser.add_argument("--routerdc", type=Path, help="git dir of shuhao02/RouterDC: writes the routerbench-*.jsonl files")
     parser.add_argument("--out", type=Path, default=Path("/work/data-build/routing"))
+    parser.add_argument("--check-against", type=Path, metavar="DIR",
+                        help="compare the routerbench-*.jsonl files written with DIR's (e.g."
+                             " /work/shared/data/routing/train); exit 1 unless all are equivalent")
     args = parser.parse_args()
+    if (args.alpaca_eval is None) != (args.self_instruct is None):
+        parser.error("--alpaca-eval and --self-instruct go together")
+    if args.alpaca_eval is None and args.routerdc is None:
+        parser.error("nothing to build: give --alpaca-eval and --self-instruct, or --routerdc, or all three")
+    if args.check_against is not None and args.routerdc is None:
+        parser.error("--check-against compares the RouterBench files: give --routerdc")
     args.out.mkdir(parents=True, exist_ok=True)
+    written = []
 
-    prompts, dropped = alpaca_eval_prompts(args.alpaca_eval)
-    print(f"AlpacaEval {ALPACA_EVAL_COMMIT[:12]}, Self-Instruct {SELF_INSTRUCT_COMMIT[:12]}")
-    print(f"AlpacaEval prompts kept: {len(prompts)} of 805; dropped: "
-          + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none"))
-    views, written = {}, []
-    for view in VIEWS:
-        rows, notes = alpaca_eval_view(args.alpaca_eval, view, prompts)
-        views[view] = rows
+    if args.alpaca_eval is not None:
+        prompts, dropped = alpaca_eval_prompts(args.alpaca_eval)
+        print(f"AlpacaEval {ALPACA_EVAL_COMMIT[:12]}, Self-Instruct {SELF_INSTRUCT_COMMIT[:12]}")
+        print(f"AlpacaEval prompts kept: {len(prompts)} of 805; dropped: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none"))
+        views = {}
+        for view in VIEWS:
+            rows, notes = alpaca_eval_view(args.alpaca_eval, view, prompts)
+            views[view] = rows
+            for note, count in sorted(notes.items()):
+                print(f"note: {note}: {count}")
+            for name, subset in ((f"{view}.jsonl", SUBSETS_TRAIN), (f"{view}-evalonly.jsonl", SUBSETS_EVAL_ONLY)):
+                part = [row for row in rows if row["category"] in subset]
+                write_jsonl(args.out / name, part)
+                written.append((name, part))
+
+        train_prompts = [prompt for _, subset, prompt in prompts if subset in SUBSETS_TRAIN]
+        probe, notes = build_probe(args.self_instruct, views, train_prompts)
         for note, count in sorted(notes.items()):
             print(f"note: {note}: {count}")
-        for name, subset in ((f"{view}.jsonl", SUBSETS_TRAIN), (f"{view}-evalonly.jsonl", SUBSETS_EVAL_ONLY)):
-            part = [row for row in rows if row["category"] in subset]
-            write_jsonl(args.out / name, part)
-            written.append((name, part))
+        write_jsonl(args.out / "simple-probe.jsonl", probe)
+        written.append(("simple-probe.jsonl", probe))
+        for view in VIEWS:
+            others = {row["id"]: row["all_models"] for row in views[view]}
+            judged = [{**{k: v for k, v in row.items() if not k.startswith("outcomes_")},
+                       "outcomes": row[f"outcomes_{view}"], "all_models": others[row["alpacaeval_id"]]}
+                      for row in probe if f"outcomes_{view}" in row]
+            write_jsonl(args.out / f"simple-probe-{view}.jsonl", judged)
+            written.append((f"simple-probe-{view}.jsonl", judged))
 
-    train_prompts = [prompt for _, subset, prompt in prompts if subset in SUBSETS_TRAIN]
-    probe, notes = build_probe(args.self_instruct, views, train_prompts)
-    for note, count in sorted(notes.items()):
-        print(f"note: {note}: {count}")
-    write_jsonl(args.out / "simple-probe.jsonl", probe)
-    written.append(("simple-probe.jsonl", probe))
-    for view in VIEWS:
-        others = {row["id"]: row["all_models"] for row in views[view]}
-        judged = [{**{k: v for k, v in row.items() if not k.startswith("outcomes_")},
-                   "outcomes": row[f"outcomes_{view}"], "all_models": others[row["alpacaeval_id"]]}
-                  for row in probe if f"outcomes_{view}" in row]
-        write_jsonl(args.out / f"simple-probe-{view}.jsonl", judged)
-        written.append((f"simple-probe-{view}.jsonl", judged))
+    routerbench_names = []
+    if args.routerdc is not None:
+        files, notes = routerbench(args.routerdc)
+        print(f"RouterDC {ROUTERDC_COMMIT[:12]}: " + ", ".join(path for path, _ in ROUTERBENCH_FILES.values()))
+        for note, count in sorted(notes.items()):
+            print(f"note: {note}: {count}")
+        for name, rows in files.items():
+            write_jsonl(args.out / name, rows)
+            written.append((name, rows))
+            routerbench_names.append(name)
 
     for name, rows in written:
         summarise(name, rows)
-    print("\ncolumns: q = mean quality (1 = the judge preferred the tier's answer over the reference's, 0.5 tie);"
-          " s>=f etc. = share of rows where small's quality is >=, ==, >, < frontier's;"
-          " s|f won = share of the rows frontier won on that small also won;"
-          " oracle = cheapest tier with the best quality; cost = estimated USD per 1,000 calls")
+    print("\ncolumns: q = mean quality (AlpacaEval: 1 = the judge preferred the tier's answer over the reference's,"
+          " 0.5 tie; RouterBench: 1 = graded correct); s>=f etc. = share of rows where small's quality is >=, ==, >, <"
+          " frontier's; s|f won = share of the rows frontier won on that small also won;"
+          " oracle = cheapest tier with the best quality; cost = USD per 1,000 calls (AlpacaEval: estimated;"
+          " RouterBench: measured)")
     print(f"wrote {len(written)} files to {args.out}")
-
+    if args.check_against is not None and not check_against(args.out, args.check_against, routerbench_names):
+        sys.exit(1)
 
 if __name__ == "__main__":
     main()
