@@ -15,3 +15,5 @@ cargo test --workspace
 cargo test -p triage-cli --features wasm-engine --test engine
 # The data rebuild script's conversion and check, on made-up rows (no source data needed).
 python3 plugin/learn/data/test_build.py
+# Every fuzz target for 20 s (libFuzzer via cargo fuzz; installs cargo-fuzz on a fresh machine).
+bash plugin/fuzz/run.sh 20

@@ -1,0 +1,37 @@
+//! The model rewrite on any bytes. It changes only the model's value: the result depends on the body
+//! only outside that value (rewriting a body whose model was first set to something else gives the
+//! same bytes), and rewriting is idempotent. On a JSON body it gives JSON equal to the body but for
+//! `model`, which reads back as written.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use triage_core::rewrite_model;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    // The model name from the front, the body after it (model names are config values: any text).
+    let cut = usize::from(split).min(rest.len());
+    let (name, body) = rest.split_at(cut);
+    let model = String::from_utf8_lossy(name);
+    let Ok(rewritten) = rewrite_model(body, &model) else {
+        return;
+    };
+    assert_eq!(rewrite_model(&rewritten, &model).as_ref(), Ok(&rewritten));
+    let other = rewrite_model(body, "some \"other\" model\u{e9}").unwrap_or_else(|error| {
+        panic!("the body was rewritten once and refused with another model: {error}")
+    });
+    assert_eq!(rewrite_model(&other, &model).as_ref(), Ok(&rewritten));
+
+    if let Ok(mut before) = serde_json::from_slice::<serde_json::Value>(body) {
+        let mut after: serde_json::Value = serde_json::from_slice(&rewritten)
+            .unwrap_or_else(|error| panic!("valid JSON rewritten into invalid JSON: {error}"));
+        assert_eq!(after["model"], serde_json::Value::from(model.as_ref()));
+        if let (Some(a), Some(b)) = (after.as_object_mut(), before.as_object_mut()) {
+            a.remove("model");
+            b.remove("model");
+        }
+        assert_eq!(after, before, "the rewrite changed more than the model");
+    }
+});
