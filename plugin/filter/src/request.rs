@@ -14,8 +14,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType, Status};
 use std::rc::Rc;
 use triage_core::{
-    ApiFormat, Applied, Config, Decision, DecisionRecord, Escalation, FailOpen, RecordStart,
-    RequestHead, UsageReader,
+    ApiFormat, Applied, Config, Decision, DecisionRecord, Endpoint, Escalation, FailOpen,
+    RecordStart, RequestHead, UsageReader,
 };
 
 pub(crate) const TIER_HEADER: &str = "x-triage-tier";
@@ -46,7 +46,12 @@ pub(crate) enum Stage {
 
 pub(crate) struct PendingRequest {
     pub(crate) format: ApiFormat,
+    /// The endpoint's own path and the client's query string: what rules see, and what an
+    /// enforced request is sent to.
     path: String,
+    /// The client spelled the path otherwise (`/V1/Chat/Completions/`): an enforced request's
+    /// `:path` is set to `path`, so the tier serves it as the call it was decided and priced as.
+    respell_path: bool,
     request_id: String,
     pub(crate) start_nanos: u64,
     /// The request headers the decision reads (rules, override, escalation opt-outs), captured
@@ -135,14 +140,15 @@ impl TriageRequest {
 
     fn pending_request(
         &self,
-        format: ApiFormat,
-        path: String,
+        endpoint: Endpoint,
+        client_path: &str,
         decision_headers: Vec<(String, String)>,
         start_nanos: u64,
     ) -> PendingRequest {
         PendingRequest {
-            format,
-            path,
+            format: endpoint.format,
+            respell_path: endpoint.path != client_path,
+            path: endpoint.path,
             request_id: self.request_header("x-request-id").unwrap_or_default(),
             start_nanos,
             decision_headers,
@@ -248,6 +254,11 @@ impl TriageRequest {
                 host::set_header(headers, self.config.route_header(), &decision.tier)
             {
                 self.warn("setting the routing header", status);
+            }
+            if pending.respell_path {
+                if let Err(status) = host::set_header(headers, ":path", &pending.path) {
+                    self.warn("setting :path to the endpoint's own", status);
+                }
             }
             self.write_decision_headers(headers, &decision, applied);
             // Envoy picked the route before the body arrived; make it pick again with our header.
@@ -394,10 +405,10 @@ impl HttpContext for TriageRequest {
         self.strip_client_routing_headers();
         let method = self.request_header(":method").unwrap_or_default();
         let path = self.request_header(":path").unwrap_or_default();
-        let Some(format) = ApiFormat::detect(&method, &path) else {
+        let Some(endpoint) = Endpoint::of(&method, &path) else {
             return Action::Continue;
         };
-        let pending = self.pending_request(format, path, decision_headers, start_nanos);
+        let pending = self.pending_request(endpoint, &path, decision_headers, start_nanos);
         if end_of_stream {
             self.decide_on_body(pending);
             return Action::Continue;
