@@ -27,7 +27,7 @@ mod usage;
 
 pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
-pub use config::{Config, ConfigError, EscalationPolicy, Override};
+pub use config::{Config, ConfigError, EscalationPolicy, OverMaxBody, Override};
 pub use decision::{Cause, Decision, FailOpen};
 pub use endpoint::Endpoint;
 pub use escalation::{cause_judges_the_answer, failure_cause, ESCALATION_CAUSES};
@@ -42,5 +42,5 @@ pub use pricing::{counter_micro_usd, Price};
 pub use record::{DecisionRecord, Escalation, OverrideRecord, RecordStart, RECORD_VERSION};
 pub use rewrite::{insert_member, rewrite_model, RewriteError};
 pub use stream_watch::{StreamVerdict, StreamWatch};
-pub use upstream::upstream_body;
+pub use upstream::{max_growth, upstream_body};
 pub use usage::{Usage, UsageReader};
