@@ -107,6 +107,11 @@ fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
     let started = Instant::now();
     let response = stack.send(&Request::post(CHAT, body));
     assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(
+        response.header("x-triage-tier"),
+        None,
+        "no tier served the 413"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "413 took {:?}",
@@ -120,8 +125,14 @@ fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
 
 #[test]
 fn a_body_over_envoys_buffer_limit_gets_413_without_hanging() {
-    // The plugin would buffer 16 MiB: Envoy's 8 MiB connection buffer limit is what trips.
-    let stack = Stack::start(&plugin_config::forcing_with_max_body(16 * 1024 * 1024));
+    // The plugin would buffer 16 MiB and is told nothing of Envoy's limit (it would refuse a stated
+    // one this low): Envoy's connection buffer limit, 1 KiB over 8 MiB, is what trips.
+    let mut config = plugin_config::forcing_with_max_body(16 * 1024 * 1024);
+    config["limits"]
+        .as_object_mut()
+        .expect("limits")
+        .remove("envoy_buffer_limit_bytes");
+    let stack = Stack::start(&config);
     over_envoys_buffer_limit_gets_413(&stack);
 }
 
