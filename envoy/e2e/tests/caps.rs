@@ -190,3 +190,33 @@ fn without_the_headroom_envoy_answers_413_to_the_rewritten_body() {
     let (_, received) = stack.only_upstream_request();
     assert_eq!(upstream_header(&received, "x-triage-tier"), Some("mid"));
 }
+
+#[test]
+fn envoys_limit_passes_a_buffered_body_of_its_size_and_refuses_one_byte_more() {
+    // The filter buffers up to 16 MiB and is told nothing of Envoy's limit, and the body names a
+    // model the filter does not rewrite: what Envoy holds is exactly what the client sent.
+    let mut config = plugin_config::forcing_with_max_body(16 * 1024 * 1024);
+    config["limits"]
+        .as_object_mut()
+        .expect("limits")
+        .remove("envoy_buffer_limit_bytes");
+    let stack = Stack::start(&config);
+    let limit = shipped_limit("envoy_buffer_limit_bytes");
+    let at_limit = |size: usize| {
+        let text = text_for(size, |text| bodies::chat(Some("gpt-4o"), text));
+        bodies::chat(Some("gpt-4o"), &text)
+    };
+
+    let body = at_limit(limit);
+    let response = stack.send(&Request::post(CHAT, body.clone()));
+    answered_by(&stack, &response, "mid", &body);
+    assert_eq!(
+        response.header("x-triage-reason"),
+        Some("explicit_model: gpt-4o")
+    );
+
+    let response = stack.send(&Request::post(CHAT, at_limit(limit + 1)));
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(response.header("x-triage-tier"), None, "no tier named");
+    assert_eq!(stack.received().len(), 1, "the 413 reached no tier");
+}

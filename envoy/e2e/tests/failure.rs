@@ -101,8 +101,9 @@ fn a_body_just_under_the_plugin_cap_is_routed() {
     );
 }
 
-/// A 9 MiB body gets 413 promptly, reaches no upstream, and Envoy serves the next request.
-fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
+/// A 9 MiB body gets 413 promptly, reaches no upstream, and Envoy serves the next request; the 413
+/// is returned.
+fn over_envoys_buffer_limit_gets_413(stack: &Stack) -> Response {
     let body = bodies::chat(Some("auto"), &"a".repeat(9 * 1024 * 1024));
     let started = Instant::now();
     let response = stack.send(&Request::post(CHAT, body));
@@ -121,6 +122,7 @@ fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
 
     let after = stack.send(&Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL)));
     assert_eq!(after.status, 200, "Envoy still serves after the 413");
+    response
 }
 
 #[test]
@@ -133,7 +135,11 @@ fn a_body_over_envoys_buffer_limit_gets_413_without_hanging() {
         .expect("limits")
         .remove("envoy_buffer_limit_bytes");
     let stack = Stack::start(&config);
-    over_envoys_buffer_limit_gets_413(&stack);
+    let response = over_envoys_buffer_limit_gets_413(&stack);
+    assert_eq!(
+        response.header("x-triage-reason"),
+        Some("fail_open: body_too_large")
+    );
 }
 
 #[test]

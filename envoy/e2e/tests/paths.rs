@@ -287,6 +287,17 @@ fn paths_that_name_other_resources_pass_through_untouched() {
 fn without_envoys_normalization_the_filter_still_routes_every_spelling() {
     // A gateway configured otherwise: Envoy forwards every spelling as it came, and the filter's
     // own matching routes them all to the endpoint's path.
+    let baseline =
+        Stack::start_with(StackOptions::baseline().with_config_edit(ENVOY_NORMALIZATION, ""));
+    // Without the filter, Envoy so configured forwards each as it came.
+    assert_forwarded_as(
+        &baseline,
+        &[
+            ("/v1//messages", "/v1//messages"),
+            ("/v1/./messages", "/v1/./messages"),
+            ("/v1%2Fmessages", "/v1%2Fmessages"),
+        ],
+    );
     let stack = Stack::start_with(
         StackOptions::triage(&plugin_config::forcing()).with_config_edit(ENVOY_NORMALIZATION, ""),
     );
@@ -338,14 +349,38 @@ fn a_shadowed_respelled_call_is_decided_and_recorded_but_sent_as_it_came() {
     assert_eq!(records[0]["decided_tier"], "frontier");
 }
 
+/// Sends each `(path, upstream path)` to a stack without the filter: the default tier gets the path
+/// as Envoy leaves it.
+fn assert_forwarded_as(stack: &Stack, cases: &[(&str, &str)]) {
+    for (path, expected) in cases {
+        let before = stack.mock("mid").received().len();
+        let response = stack.send(&Request::post(path, bodies::chat(Some("auto"), NEUTRAL)));
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let received = stack.mock("mid").received();
+        assert_eq!(received.len(), before + 1, "{path}");
+        assert_eq!(received[before].path, *expected, "{path}");
+    }
+}
+
 #[test]
 fn the_baseline_normalizes_and_refuses_the_same_paths() {
     let stack = Stack::start_with(StackOptions::baseline());
     let body = bodies::chat(Some("auto"), NEUTRAL);
-    let response = stack.send(&Request::post("/v1/x/..//chat/./completions", body.clone()));
-    assert_eq!(response.status, 200, "{}", response.text());
-    let (_, upstream) = stack.only_upstream_request();
-    assert_eq!(upstream.path, "/v1/chat/completions");
+    assert_forwarded_as(
+        &stack,
+        &[
+            ("/v1/x/..//chat/./completions", "/v1/chat/completions"),
+            ("/%761/chat/completions", "/v1/chat/completions"),
+            ("/v1\\chat\\completions", "/v1/chat/completions"),
+            ("/v1/chat/completions/..", "/v1/chat/"),
+            ("/v1/chat/completions/", "/v1/chat/completions/"),
+            ("/V1/Chat/Completions", "/V1/Chat/Completions"),
+            (
+                "/v1/chat/completions?x=a%2Fb",
+                "/v1/chat/completions?x=a%2Fb",
+            ),
+        ],
+    );
     assert_refused(
         &stack,
         &Request::post("/v1%2Fchat%2Fcompletions", body.clone()),
@@ -358,4 +393,33 @@ fn the_baseline_normalizes_and_refuses_the_same_paths() {
             Body::Fixed(body.into_bytes()),
         ),
     );
+}
+
+#[test]
+fn a_path_prefix_rule_sees_the_endpoints_own_path() {
+    let mut config = plugin_config::shipped();
+    config["rules"] = serde_json::json!([
+        {"name": "messages-frontier", "when": {"path_prefix": "/v1/messages"}, "tier": "frontier"}
+    ]);
+    let stack = Stack::start(&config);
+    for (i, path) in ["/v1/messages", "/V1/MESSAGES/", "/v1//Messages;x=1"]
+        .into_iter()
+        .enumerate()
+    {
+        let request = Request::post(path, body(ApiFormat::AnthropicMessages, "auto", TRIVIAL));
+        let response = assert_routed(
+            &stack,
+            &request,
+            ApiFormat::AnthropicMessages,
+            "frontier",
+            "",
+            TRIVIAL,
+        );
+        assert_eq!(
+            response.header("x-triage-reason"),
+            Some("rule: messages-frontier"),
+            "{path}"
+        );
+        assert_eq!(stack.mock("frontier").received().len(), i + 1);
+    }
 }
