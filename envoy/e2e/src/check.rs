@@ -1,6 +1,7 @@
 //! Assertions shared by the tests: what the client got and what the upstream received.
 
 use mock_llm::Received;
+use serde_json::Value;
 
 use crate::http::Response;
 use crate::stack::Stack;
@@ -85,4 +86,33 @@ fn headers_of(response: &Response) -> String {
         .iter()
         .map(|(n, v)| format!("{n}: {v}\n"))
         .collect()
+}
+
+/// The decision records in the access log, once there are `expected` of them (fails if there are
+/// more or, after the wait, fewer).
+pub fn records(stack: &Stack, expected: usize) -> Vec<Value> {
+    let lines = stack.access_log(expected);
+    assert_eq!(
+        lines.len(),
+        expected,
+        "access log lines:\n{}",
+        lines.join("\n")
+    );
+    lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON record ({e}): {line}"))
+        })
+        .collect()
+}
+
+/// The record of the request the client's `response` answered (by its `x-request-id`).
+pub fn record_of<'a>(records: &'a [Value], response: &Response) -> &'a Value {
+    let id = response
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("no x-request-id on the response\n{}", headers_of(response)));
+    records
+        .iter()
+        .find(|record| record["request_id"] == id)
+        .unwrap_or_else(|| panic!("no record for request {id}: {records:?}"))
 }

@@ -40,9 +40,19 @@ pub fn forcing() -> Value {
     config
 }
 
-/// [`forcing`] with `limits.max_body_bytes` set.
+/// [`forcing`] with `limits.max_body_bytes` set and a larger body streamed through to the default
+/// tier (`over_max_body: default_tier`) instead of the shipped 413.
 pub fn forcing_with_max_body(max_body_bytes: usize) -> Value {
     let mut config = forcing();
     config["limits"]["max_body_bytes"] = json!(max_body_bytes);
+    config["limits"]["over_max_body"] = json!("default_tier");
     config
+}
+
+/// A number from the shipped config's `limits`.
+pub fn shipped_limit(name: &str) -> usize {
+    shipped()["limits"][name]
+        .as_u64()
+        .and_then(|value| usize::try_from(value).ok())
+        .unwrap_or_else(|| panic!("the shipped config has no limits.{name}"))
 }

@@ -114,3 +114,41 @@ fn without_allow_on_headers_stop_iteration_an_llm_request_hangs() {
         "requests the filter does not pause pass"
     );
 }
+
+#[test]
+fn envoys_buffer_limit_is_the_one_the_plugin_config_states_and_leaves_room_to_rewrite() {
+    let template =
+        std::fs::read_to_string(triage_e2e::paths::repo_root().join("envoy/envoy.yaml.in"))
+            .expect("the Envoy template");
+    let limits: Vec<usize> = template
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("per_connection_buffer_limit_bytes:")
+        })
+        .map(|value| value.trim().parse().expect("a number of bytes"))
+        .collect();
+    assert_eq!(limits.len(), 4, "the listener and the three tier clusters");
+    let stated = plugin_config::shipped_limit("envoy_buffer_limit_bytes");
+    assert!(
+        limits.iter().all(|limit| *limit == stated),
+        "template {limits:?}, plugin config {stated}"
+    );
+    let config = triage_core::Config::from_json(plugin_config::shipped().to_string().as_bytes())
+        .expect("the shipped config is valid");
+    assert_eq!(config.envoy_buffer_limit_bytes(), stated);
+    assert!(stated >= config.max_body_bytes() + triage_core::max_growth(&config));
+    assert_eq!(config.over_max_body(), triage_core::OverMaxBody::Reject);
+}
+
+#[test]
+fn envoy_validate_refuses_an_envoy_limit_without_room_for_the_rewrite() {
+    let mut config = plugin_config::shipped();
+    config["limits"]["envoy_buffer_limit_bytes"] = config["limits"]["max_body_bytes"].clone();
+    let (ok, output) = validate(&StackOptions::triage(&config));
+    assert!(!ok, "validate accepted a limit equal to the cap:\n{output}");
+    assert!(
+        output.contains("limits.envoy_buffer_limit_bytes: must be at least"),
+        "output:\n{output}"
+    );
+}

@@ -101,12 +101,18 @@ fn a_body_just_under_the_plugin_cap_is_routed() {
     );
 }
 
-/// A 9 MiB body gets 413 promptly, reaches no upstream, and Envoy serves the next request.
-fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
+/// A 9 MiB body gets 413 promptly, reaches no upstream, and Envoy serves the next request; the 413
+/// is returned.
+fn over_envoys_buffer_limit_gets_413(stack: &Stack) -> Response {
     let body = bodies::chat(Some("auto"), &"a".repeat(9 * 1024 * 1024));
     let started = Instant::now();
     let response = stack.send(&Request::post(CHAT, body));
     assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(
+        response.header("x-triage-tier"),
+        None,
+        "no tier served the 413"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "413 took {:?}",
@@ -116,13 +122,24 @@ fn over_envoys_buffer_limit_gets_413(stack: &Stack) {
 
     let after = stack.send(&Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL)));
     assert_eq!(after.status, 200, "Envoy still serves after the 413");
+    response
 }
 
 #[test]
 fn a_body_over_envoys_buffer_limit_gets_413_without_hanging() {
-    // The plugin would buffer 16 MiB: Envoy's 8 MiB connection buffer limit is what trips.
-    let stack = Stack::start(&plugin_config::forcing_with_max_body(16 * 1024 * 1024));
-    over_envoys_buffer_limit_gets_413(&stack);
+    // The plugin would buffer 16 MiB and is told nothing of Envoy's limit (it would refuse a stated
+    // one this low): Envoy's connection buffer limit, 1 KiB over 8 MiB, is what trips.
+    let mut config = plugin_config::forcing_with_max_body(16 * 1024 * 1024);
+    config["limits"]
+        .as_object_mut()
+        .expect("limits")
+        .remove("envoy_buffer_limit_bytes");
+    let stack = Stack::start(&config);
+    let response = over_envoys_buffer_limit_gets_413(&stack);
+    assert_eq!(
+        response.header("x-triage-reason"),
+        Some("fail_open: body_too_large")
+    );
 }
 
 #[test]

@@ -110,11 +110,37 @@ pub(crate) struct RawHeader {
     pub(crate) value: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_body_bytes: Option<u64>,
     max_scan_bytes: Option<u64>,
+    envoy_buffer_limit_bytes: Option<u64>,
+    over_max_body: Option<String>,
+}
+
+/// What happens to an LLM call whose body is larger than `limits.max_body_bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverMaxBody {
+    /// Routed to the default tier at once and streamed through untouched (`fail_open:
+    /// body_too_large`): for an Envoy limit well above the cap, where large bodies may pass.
+    DefaultTier,
+    /// Answered 413 by the filter (enforced requests; a shadowed one streams through as it would
+    /// without triage): one cap for every LLM call, as the shipped stack has.
+    Reject,
+}
+
+impl OverMaxBody {
+    fn parse(value: Option<&str>) -> Result<OverMaxBody, ConfigError> {
+        match value {
+            None | Some("default_tier") => Ok(OverMaxBody::DefaultTier),
+            Some("reject") => Ok(OverMaxBody::Reject),
+            Some(other) => Err(ConfigError::new(
+                "limits.over_max_body",
+                format!("{other:?} is not one of \"default_tier\", \"reject\""),
+            )),
+        }
+    }
 }
 
 const DEFAULT_ROUTE_HEADER: &str = "x-triage-route";
@@ -226,6 +252,8 @@ pub struct Config {
     rule_headers: Vec<String>,
     max_body_bytes: usize,
     pub(crate) max_scan_bytes: usize,
+    envoy_buffer_limit_bytes: usize,
+    over_max_body: OverMaxBody,
     model: ConfigModel,
     mode: Mode,
     pub(crate) override_policy: Option<Override>,
@@ -263,6 +291,18 @@ impl Config {
 
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    /// The body limit Envoy shares with the filter (the listener's
+    /// `per_connection_buffer_limit_bytes`), as the config states it, else the least it needs:
+    /// `max_body_bytes` plus [`crate::max_growth`]. Envoy answers 413 to a buffered body the filter
+    /// makes longer than this, so the filter never hands Envoy one.
+    pub fn envoy_buffer_limit_bytes(&self) -> usize {
+        self.envoy_buffer_limit_bytes
+    }
+
+    pub fn over_max_body(&self) -> OverMaxBody {
+        self.over_max_body
     }
 
     /// Most text bytes that the text features and rule regexes read per request.
@@ -386,6 +426,8 @@ impl Default for Config {
             rule_headers: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             max_scan_bytes: DEFAULT_MAX_SCAN_BYTES as usize,
+            envoy_buffer_limit_bytes: DEFAULT_MAX_BODY_BYTES as usize,
+            over_max_body: OverMaxBody::DefaultTier,
             model: ConfigModel::Shipped(Model::shipped()),
             mode: Mode::Enforce,
             override_policy: None,
@@ -485,10 +527,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
-    let limits = raw.limits.unwrap_or(RawLimits {
-        max_body_bytes: None,
-        max_scan_bytes: None,
-    });
+    let limits = raw.limits.unwrap_or_default();
     let max_body_bytes = positive_size(
         "limits.max_body_bytes",
         limits.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
@@ -497,11 +536,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         "limits.max_scan_bytes",
         limits.max_scan_bytes.unwrap_or(DEFAULT_MAX_SCAN_BYTES),
     )?;
+    let over_max_body = OverMaxBody::parse(limits.over_max_body.as_deref())?;
     let mode = operations::mode(raw.mode.as_deref(), raw.canary_percent)?;
     let override_policy = operations::override_policy(raw.override_, &route_header)?;
     let escalation = escalation::policy(raw.escalation)?;
     let rule_headers = decision_headers(&rules, override_policy.as_ref(), escalation.as_ref());
-    Ok(Config {
+    let mut config = Config {
         route_header,
         default_tier,
         route_models,
@@ -510,13 +550,44 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         rule_headers,
         max_body_bytes,
         max_scan_bytes,
+        envoy_buffer_limit_bytes: 0,
+        over_max_body,
         model,
         mode,
         override_policy,
         record_body_bytes: operations::record_body_bytes(raw.record),
         request_stream_usage: operations::request_stream_usage(raw.usage),
         escalation,
-    })
+    };
+    config.envoy_buffer_limit_bytes = envoy_buffer_limit(&config, limits.envoy_buffer_limit_bytes)?;
+    Ok(config)
+}
+
+/// Envoy keeps a body the filter buffers in one buffer per stream, limited by the listener's
+/// `per_connection_buffer_limit_bytes`, and answers 413 as soon as it holds more, also when the
+/// filter replaces the body with a longer one (the model rewrite) after deciding. So a body of
+/// `max_body_bytes` must still fit once the filter has grown it by the most it can: a stated Envoy
+/// limit below that is refused, and without one the config needs exactly that much.
+fn envoy_buffer_limit(config: &Config, stated: Option<u64>) -> Result<usize, ConfigError> {
+    const PATH: &str = "limits.envoy_buffer_limit_bytes";
+    let growth = crate::upstream::max_growth(config);
+    let needed = config.max_body_bytes.saturating_add(growth);
+    let Some(stated) = stated else {
+        return Ok(needed);
+    };
+    let stated = positive_size(PATH, stated)?;
+    if stated < needed {
+        return Err(ConfigError::new(
+            PATH,
+            format!(
+                "must be at least {needed}: limits.max_body_bytes ({}) plus the {growth} bytes the \
+                 filter may add to a body (the longest model it writes, and what it asks of an \
+                 answer); Envoy answers 413 to a body the filter grows past its limit",
+                config.max_body_bytes
+            ),
+        ));
+    }
+    Ok(stated)
 }
 
 fn decision_headers(

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::decision::FailOpen;
+use crate::endpoint::Endpoint;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ApiFormat {
@@ -22,15 +23,10 @@ impl ApiFormat {
         ApiFormat::AnthropicMessages,
     ];
 
-    /// POST to /v1/chat/completions, /v1/responses, /v1/messages (query string ignored) -> Some(format).
+    /// POST to /v1/chat/completions, /v1/responses, /v1/messages, however the path is spelled
+    /// ([`Endpoint::of`]) -> Some(format).
     pub fn detect(method: &str, path: &str) -> Option<ApiFormat> {
-        if method != "POST" {
-            return None;
-        }
-        let path = path.split_once('?').map_or(path, |(path, _)| path);
-        ApiFormat::ALL
-            .into_iter()
-            .find(|format| format.path() == path)
+        Endpoint::of(method, path).map(|endpoint| endpoint.format)
     }
 
     /// The API path requests of this format are sent to.

@@ -73,7 +73,8 @@ fn insert_first(body: &[u8], scan: &ObjectScan, key: &str, value: &str) -> Vec<u
     out
 }
 
-fn json_string(text: &str) -> String {
+/// `text` as a JSON string, quotes included, escaping only what JSON requires.
+pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

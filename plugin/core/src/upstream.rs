@@ -4,7 +4,12 @@
 
 use crate::config::Config;
 use crate::format::ApiFormat;
-use crate::rewrite::{insert_member, rewrite_model, RewriteError};
+use crate::rewrite::{insert_member, json_string, rewrite_model, RewriteError};
+
+/// Asked of a judged cheaper tier's chat answer when the checks read logprobs: (key, value JSON).
+const LOGPROBS: (&str, &str) = ("logprobs", "true");
+/// Asked of an OpenAI chat stream so its last chunk carries the usage: (key, value JSON).
+const STREAM_USAGE: (&str, &str) = ("stream_options", r#"{"include_usage":true}"#);
 
 /// `judged`: this tier's answer will be checked (a cheaper tier with an escalation left after it);
 /// only then are logprobs asked for.
@@ -23,18 +28,11 @@ pub fn upstream_body(
     if format != ApiFormat::OpenAiChat {
         return Ok(changed);
     }
-    let checked_by_logprobs = config
-        .escalation()
-        .is_some_and(|policy| policy.request_logprobs && policy.checks.min_mean_logprob.is_some());
     let additions = [
-        (checked_by_logprobs && judged, "logprobs", "true"),
-        (
-            stream && config.request_stream_usage(),
-            "stream_options",
-            r#"{"include_usage":true}"#,
-        ),
+        (asks_logprobs(config) && judged, LOGPROBS),
+        (stream && config.request_stream_usage(), STREAM_USAGE),
     ];
-    for (wanted, key, value) in additions {
+    for (wanted, (key, value)) in additions {
         if !wanted {
             continue;
         }
@@ -48,3 +46,46 @@ pub fn upstream_body(
 
 #[cfg(test)]
 mod tests;
+
+fn asks_logprobs(config: &Config) -> bool {
+    config
+        .escalation()
+        .is_some_and(|policy| policy.request_logprobs && policy.checks.min_mean_logprob.is_some())
+}
+
+/// The most bytes [`upstream_body`] can add to a body this config routes: the longest model a tier
+/// writes for the format, inserted as a new first member (`"model":"<name>",`, longer than replacing
+/// any requested model, which is a non-empty string or `null`), plus the members the filter may add
+/// to a chat body. A routable body has at most one top-level `model` (a duplicate key fails the
+/// parse, and the filter then writes no model), so the model is written once.
+///
+/// Envoy holds the body the filter replaces in the same buffer, with the same limit, as the body the
+/// client sent: the config's Envoy limit must leave this much room above `limits.max_body_bytes`.
+pub fn max_growth(config: &Config) -> usize {
+    let member = |key: &str, value_bytes: usize| json_string(key).len() + 1 + value_bytes + 1;
+    ApiFormat::ALL
+        .into_iter()
+        .map(|format| {
+            let model = (0..config.tier_names().len())
+                .filter_map(|tier| config.tier_model(tier, format))
+                .map(|model| member("model", json_string(model).len()))
+                .max()
+                .unwrap_or(0);
+            if format != ApiFormat::OpenAiChat {
+                return model;
+            }
+            let logprobs = if asks_logprobs(config) {
+                member(LOGPROBS.0, LOGPROBS.1.len())
+            } else {
+                0
+            };
+            let stream_usage = if config.request_stream_usage() {
+                member(STREAM_USAGE.0, STREAM_USAGE.1.len())
+            } else {
+                0
+            };
+            model + logprobs + stream_usage
+        })
+        .max()
+        .unwrap_or(0)
+}

@@ -14,8 +14,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType, Status};
 use std::rc::Rc;
 use triage_core::{
-    ApiFormat, Applied, Config, Decision, DecisionRecord, Escalation, FailOpen, RecordStart,
-    RequestHead, UsageReader,
+    ApiFormat, Applied, Config, Decision, DecisionRecord, Endpoint, Escalation, FailOpen,
+    OverMaxBody, RecordStart, RequestHead, UsageReader,
 };
 
 pub(crate) const TIER_HEADER: &str = "x-triage-tier";
@@ -46,7 +46,12 @@ pub(crate) enum Stage {
 
 pub(crate) struct PendingRequest {
     pub(crate) format: ApiFormat,
+    /// The endpoint's own path and the client's query string: what rules see, and what an
+    /// enforced request is sent to.
     path: String,
+    /// The client spelled the path otherwise (`/V1/Chat/Completions/`): an enforced request's
+    /// `:path` is set to `path`, so the tier serves it as the call it was decided and priced as.
+    respell_path: bool,
     request_id: String,
     pub(crate) start_nanos: u64,
     /// The request headers the decision reads (rules, override, escalation opt-outs), captured
@@ -73,6 +78,9 @@ pub(crate) struct Routed {
     pub(crate) response_ended: bool,
     /// The tier whose circuit breaker learns from this answer (enforced automatic decisions only).
     pub(crate) breaker_tier: Option<usize>,
+    /// Answered before any tier saw it (a 413, another filter's reply): the client's response names
+    /// no tier, only the reason.
+    pub(crate) unrouted: bool,
 }
 
 impl TriageRequest {
@@ -135,14 +143,15 @@ impl TriageRequest {
 
     fn pending_request(
         &self,
-        format: ApiFormat,
-        path: String,
+        endpoint: Endpoint,
+        client_path: &str,
         decision_headers: Vec<(String, String)>,
         start_nanos: u64,
     ) -> PendingRequest {
         PendingRequest {
-            format,
-            path,
+            format: endpoint.format,
+            respell_path: endpoint.path != client_path,
+            path: endpoint.path,
             request_id: self.request_header("x-request-id").unwrap_or_default(),
             start_nanos,
             decision_headers,
@@ -182,6 +191,18 @@ impl TriageRequest {
                 model,
                 decision.stream,
             ) {
+                // Unreachable with a validated config: the body is at most max_body_bytes and the
+                // limit leaves room for the longest change. Handing Envoy a longer body would get
+                // the client a 413 after the request was routed.
+                Ok(Some(changed)) if changed.len() > self.config.envoy_buffer_limit_bytes() => {
+                    log::warn!(
+                        "#{} body not rewritten: {} bytes would pass Envoy's limit of {}",
+                        self.context_id,
+                        changed.len(),
+                        self.config.envoy_buffer_limit_bytes()
+                    );
+                    decision.model = None;
+                }
                 Ok(Some(changed)) => {
                     if !self.replace_body(&body, &changed, pending.has_content_length) {
                         decision.model = None;
@@ -203,6 +224,30 @@ impl TriageRequest {
         let applied = self.config.mode().applied(&pending.request_id);
         let decision = triage_core::fail_open(&self.config, cause);
         self.route(pending, applied, decision, None, started, Vec::new());
+    }
+
+    /// Past the body cap with `over_max_body: reject`: the client gets 413 and no tier sees the
+    /// request (a shadowed request streams through as it would without triage).
+    fn refuse_too_large(&mut self, pending: PendingRequest) -> Action {
+        let applied = self.config.mode().applied(&pending.request_id);
+        if applied == Applied::Shadow {
+            self.route_without_body(pending, FailOpen::BodyTooLarge);
+            return Action::Continue;
+        }
+        let started = self.now_nanos();
+        let decision = triage_core::fail_open(&self.config, FailOpen::BodyTooLarge);
+        self.track(pending, applied, decision, None, started, Vec::new());
+        if let Stage::Decided(routed) = &mut self.stage {
+            routed.unrouted = true;
+        }
+        let headers = [("content-type".to_string(), "text/plain".to_string())];
+        if let Err(status) =
+            host::send_local_response(413, "triage_body_too_large", b"Payload Too Large", &headers)
+        {
+            self.warn("answering 413", status);
+        }
+        // Envoy sends the reply once this callback returns; the body is not to go on.
+        Action::Pause
     }
 
     /// Replaces the body and keeps the framing right: a stale content-length makes the upstream
@@ -248,6 +293,11 @@ impl TriageRequest {
                 host::set_header(headers, self.config.route_header(), &decision.tier)
             {
                 self.warn("setting the routing header", status);
+            }
+            if pending.respell_path {
+                if let Err(status) = host::set_header(headers, ":path", &pending.path) {
+                    self.warn("setting :path to the endpoint's own", status);
+                }
             }
             self.write_decision_headers(headers, &decision, applied);
             // Envoy picked the route before the body arrived; make it pick again with our header.
@@ -301,6 +351,7 @@ impl TriageRequest {
             seen: 0,
             response_ended: false,
             breaker_tier,
+            unrouted: false,
         }));
     }
 
@@ -330,6 +381,23 @@ impl TriageRequest {
         let applied = self.config.mode().applied(&pending.request_id);
         let decision = triage_core::fail_open(&self.config, cause);
         self.track(pending, applied, decision, None, started, Vec::new());
+        if let Stage::Decided(routed) = &mut self.stage {
+            routed.unrouted = true;
+        }
+    }
+
+    /// A response no tier gave (a 413, another filter's reply before the body was complete) says
+    /// why triage did not route the request, and names no tier.
+    pub(crate) fn write_unrouted_headers(&self, decision: &Decision) {
+        let map = MapType::HttpResponseHeaders;
+        for name in [TIER_HEADER, SCORE_HEADER, MODE_HEADER] {
+            if let Err(status) = host::remove_header(map, name) {
+                self.warn(&format!("removing {name}"), status);
+            }
+        }
+        if let Err(status) = host::set_header(map, REASON_HEADER, &decision.reason_header()) {
+            self.warn(&format!("writing {REASON_HEADER}"), status);
+        }
     }
 
     pub(crate) fn write_decision_headers(
@@ -394,10 +462,10 @@ impl HttpContext for TriageRequest {
         self.strip_client_routing_headers();
         let method = self.request_header(":method").unwrap_or_default();
         let path = self.request_header(":path").unwrap_or_default();
-        let Some(format) = ApiFormat::detect(&method, &path) else {
+        let Some(endpoint) = Endpoint::of(&method, &path) else {
             return Action::Continue;
         };
-        let pending = self.pending_request(format, path, decision_headers, start_nanos);
+        let pending = self.pending_request(endpoint, &path, decision_headers, start_nanos);
         if end_of_stream {
             self.decide_on_body(pending);
             return Action::Continue;
@@ -412,10 +480,16 @@ impl HttpContext for TriageRequest {
         };
         pending.body_size = body_size;
         if body_size > self.config.max_body_bytes() {
-            if let Some(pending) = self.take_pending() {
-                self.route_without_body(pending, FailOpen::BodyTooLarge);
-            }
-            return Action::Continue;
+            let Some(pending) = self.take_pending() else {
+                return Action::Continue;
+            };
+            return match self.config.over_max_body() {
+                OverMaxBody::DefaultTier => {
+                    self.route_without_body(pending, FailOpen::BodyTooLarge);
+                    Action::Continue
+                }
+                OverMaxBody::Reject => self.refuse_too_large(pending),
+            };
         }
         if !end_of_stream {
             return Action::Pause;

@@ -60,11 +60,15 @@ impl TriageRequest {
             .response_header("content-type")
             .is_some_and(|kind| is_event_stream(&kind));
         routed.usage = Some(UsageReader::new(routed.format, routed.event_stream));
-        self.write_decision_headers(
-            MapType::HttpResponseHeaders,
-            &routed.decision,
-            routed.record.mode,
-        );
+        if routed.unrouted {
+            self.write_unrouted_headers(&routed.decision);
+        } else {
+            self.write_decision_headers(
+                MapType::HttpResponseHeaders,
+                &routed.decision,
+                routed.record.mode,
+            );
+        }
         self.write_skips(&routed.record.escalations);
         routed.response_ended = end_of_stream;
         let action = self.watch_answer_start(&mut routed, end_of_stream);

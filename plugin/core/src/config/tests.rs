@@ -181,6 +181,16 @@ fn refusals_name_the_field() {
         ),
         (r#"{"limits":{"max_body_bytes":0}}"#.into(), "limits.max_body_bytes: must be at least 1"),
         (r#"{"limits":{"max_scan_bytes":0}}"#.into(), "limits.max_scan_bytes: must be at least 1"),
+        (r#"{"limits":{"envoy_buffer_limit_bytes":0}}"#.into(), "limits.envoy_buffer_limit_bytes: must be at least 1"),
+        (
+            r#"{"limits":{"max_body_bytes":1000,"envoy_buffer_limit_bytes":1027}}"#.into(),
+            "limits.envoy_buffer_limit_bytes: must be at least 1028: limits.max_body_bytes (1000) plus the 28 bytes",
+        ),
+        (
+            r#"{"limits":{"envoy_buffer_limit_bytes":8388608}}"#.into(),
+            "limits.envoy_buffer_limit_bytes: must be at least 8388636",
+        ),
+        (r#"{"limits":{"over_max_body":"drop"}}"#.into(), "limits.over_max_body: \"drop\" is not one of"),
         (r#"{"weights":{"bias":1.0}}"#.into(), "weights: unknown field"),
         (r#"{"model":"models/default.json"}"#.into(), "model: must be the model object itself, not a file name"),
         (r#"{"model":{"format":"triage-model"}}"#.into(), "model: missing field `version`"),
@@ -336,4 +346,26 @@ fn the_readme_defaults_block_is_the_defaults() {
             panic!("README example refused: {error}\n{block}");
         }
     }
+}
+
+#[test]
+fn the_envoy_limit_leaves_room_for_the_longest_rewrite() {
+    let default = Config::default();
+    assert_eq!(default.over_max_body(), OverMaxBody::DefaultTier);
+    assert_eq!(
+        default.envoy_buffer_limit_bytes(),
+        default.max_body_bytes() + crate::upstream::max_growth(&default),
+        "without a stated limit, the least the config needs"
+    );
+    let exact = Config::from_json(
+        br#"{"limits":{"max_body_bytes":1000,"envoy_buffer_limit_bytes":1028,"over_max_body":"reject"}}"#,
+    )
+    .unwrap();
+    assert_eq!(exact.envoy_buffer_limit_bytes(), 1028);
+    assert_eq!(exact.over_max_body(), OverMaxBody::Reject);
+    // A longer model needs more room: the same limits are refused.
+    let longer = r#"{"limits":{"max_body_bytes":1000,"envoy_buffer_limit_bytes":1028},
+        "tiers":[{"name":"small","model":"gpt-4o-mini","max_score":0.3},
+                 {"name":"big","model":"a-much-longer-model-name"}]}"#;
+    assert!(refused(longer).starts_with("limits.envoy_buffer_limit_bytes: must be at least 1035"));
 }
