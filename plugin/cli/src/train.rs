@@ -163,7 +163,7 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
 
 /// The rows of decision logs (made with `config`), one source per log file, labelled with the
 /// feedback files too; prints how many rows each label rule gave, the records skipped and why, and
-/// the feedback rows matching no record.
+/// the feedback rows matching no record or several (those label nothing).
 pub fn log_sources(
     logs: &[PathBuf],
     feedback: &[PathBuf],
@@ -173,15 +173,7 @@ pub fn log_sources(
     let from_log = rows_from_logs(&logs, &graded, config)?;
     print!("{}", from_log.summary());
     if !feedback.is_empty() {
-        let request_ids = logs
-            .iter()
-            .flat_map(|log| &log.records)
-            .map(|record| record.request_id.as_str());
-        println!(
-            "feedback: {} rows, {} matching no record",
-            graded.rows,
-            graded.unmatched(request_ids)
-        );
+        println!("feedback: {}", from_log.feedback.describe());
     }
     Ok(from_log.sources)
 }

@@ -22,6 +22,8 @@ pub(crate) const TIER_HEADER: &str = "x-triage-tier";
 const SCORE_HEADER: &str = "x-triage-score";
 const REASON_HEADER: &str = "x-triage-reason";
 const MODE_HEADER: &str = "x-triage-mode";
+/// The decision's random id, on the client's response only (the key its feedback names).
+pub(crate) const DECISION_ID_HEADER: &str = "x-triage-decision-id";
 /// Every header with this prefix belongs to triage; a client's copy is dropped.
 const OWN_HEADER_PREFIX: &str = "x-triage-";
 
@@ -47,6 +49,10 @@ pub(crate) enum Stage {
 pub(crate) struct PendingRequest {
     pub(crate) format: ApiFormat,
     path: String,
+    /// Random, made here for the decision: the record's key and the canary's draw. None when the
+    /// host's random source failed.
+    decision_id: Option<String>,
+    /// The `x-request-id` Envoy passes on (client-influenced): recorded, never a key.
     request_id: String,
     pub(crate) start_nanos: u64,
     /// The request headers the decision reads (rules, override, escalation opt-outs), captured
@@ -143,6 +149,7 @@ impl TriageRequest {
         PendingRequest {
             format,
             path,
+            decision_id: self.new_decision_id(),
             request_id: self.request_header("x-request-id").unwrap_or_default(),
             start_nanos,
             decision_headers,
@@ -151,9 +158,24 @@ impl TriageRequest {
         }
     }
 
+    /// A random id for the decision; without one (the random source failed) the request goes on:
+    /// no `x-triage-decision-id`, a null `decision_id` in the record, and a canary shadows it.
+    fn new_decision_id(&self) -> Option<String> {
+        match triage_core::new_decision_id() {
+            Ok(id) => Some(id),
+            Err(error) => {
+                log::warn!(
+                    "#{} {error}; the request goes on without one",
+                    self.context_id
+                );
+                None
+            }
+        }
+    }
+
     fn decide_on_body(&mut self, pending: PendingRequest) {
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let body = match host::buffer(BufferType::HttpRequestBody, 0, pending.body_size) {
             Ok(body) => body,
             Err(status) => {
@@ -200,7 +222,7 @@ impl TriageRequest {
     /// Routes past the body cap: the body streams through untouched to the default tier.
     fn route_without_body(&mut self, pending: PendingRequest, cause: FailOpen) {
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let decision = triage_core::fail_open(&self.config, cause);
         self.route(pending, applied, decision, None, started, Vec::new());
     }
@@ -270,6 +292,7 @@ impl TriageRequest {
         skipped: Vec<Escalation>,
     ) {
         let start = RecordStart {
+            decision_id: pending.decision_id.as_deref(),
             request_id: &pending.request_id,
             start_ms: pending.start_nanos / 1_000_000,
             api: pending.format.as_str(),
@@ -327,7 +350,7 @@ impl TriageRequest {
             FailOpen::BodyUnavailable
         };
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let decision = triage_core::fail_open(&self.config, cause);
         self.track(pending, applied, decision, None, started, Vec::new());
     }
