@@ -26,7 +26,8 @@ pub struct TrainArgs {
     /// the request body can be rows).
     #[arg(long, num_args = 1.., requires = "config")]
     from_log: Vec<PathBuf>,
-    /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
+    /// Feedback files for --from-log: JSON lines {"decision_id": ..., "correct_tier": ...} (a
+    /// row keyed on a "request_id" labels only a record that id names alone).
     #[arg(long, num_args = 1.., requires = "from_log")]
     feedback: Vec<PathBuf>,
     /// Plugin config (JSON) the log was made with: its tiers, cheapest first, and their prices.

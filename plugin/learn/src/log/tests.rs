@@ -145,13 +145,17 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
     let third = record("c", 3, "small");
     let mut without_id = record("e", 4, "small");
     without_id.decision_id = None;
-    without_id.request_id = String::new();
-    let records = [first, second, third, without_id];
+    without_id.request_id = "e-only".into();
+    let mut no_keys = record("f", 5, "small");
+    no_keys.decision_id = None;
+    no_keys.request_id = String::new();
+    let records = [first, second, third, without_id, no_keys];
 
     let mut feedback = Feedback::default();
     let rows = [
         r#"{"request_id": "client-chosen", "correct_tier": "frontier"}"#,
         r#"{"request_id": "c", "correct_tier": "mid"}"#,
+        r#"{"request_id": "e-only", "correct_tier": "small"}"#,
         r#"{"request_id": "", "correct_tier": "mid"}"#,
         r#"{"decision_id": "", "correct_tier": "mid"}"#,
     ]
@@ -161,12 +165,13 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
         .unwrap();
     assert_eq!(
         labels(&feedback, &records),
-        [None, None, Some("mid".into()), None]
+        [None, None, Some("mid".into()), Some("small".into()), None],
+        "a record without a decision id labels through a request id only it has; empty keys name nothing"
     );
     let joined = feedback.join(&records);
     assert_eq!(
         (joined.matched, joined.unmatched, joined.ambiguous),
-        (1, 2, 1)
+        (2, 2, 1)
     );
 
     // Both keys on one row: the decision id decides; a decision-id row beats a request-id row.
@@ -181,7 +186,7 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
         .unwrap();
     assert_eq!(
         labels(&feedback, &records),
-        [None, None, Some("small".into()), None]
+        [None, None, Some("small".into()), None, None]
     );
 }
 
