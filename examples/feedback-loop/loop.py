@@ -70,10 +70,10 @@ def review(sent_path):
     what its escalations say."""
     with open(sent_path) as f:
         for line in f:
-            phase, prompt_id, kind, stream, request_id, *_ = line.rstrip("\n").split("\t")
+            phase, prompt_id, kind, stream, decision_id, *_ = line.rstrip("\n").split("\t")
             if phase == "phase" or stream == "flaky":
                 continue
-            print(json.dumps({"request_id": request_id, "correct_tier": CORRECT_TIER[kind],
+            print(json.dumps({"decision_id": decision_id, "correct_tier": CORRECT_TIER[kind],
                               "reviewer": "simulated: tier by prompt kind", "prompt": prompt_id}))
 
 
@@ -135,7 +135,7 @@ def same_traffic(sent_path, phase, log_path, config_path, shipped_path):
     with open(shipped_path) as f:
         shipped = {row["id"]: row["tier"] for row in map(json.loads, f)}
     with open(log_path) as f:
-        records = {r["request_id"]: r for r in map(json.loads, f)}
+        records = {r["decision_id"]: r for r in map(json.loads, f)}
     served = counterfactual = 0.0
     requests = 0
     with open(sent_path) as f:

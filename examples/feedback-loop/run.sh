@@ -45,10 +45,10 @@ row() { printf '%-5s %-12s %-8s %-8s %-8s %-10s %s\n' "$@"; }
 
 # Sends one phase's requests with one curl over one keep-alive connection (so one Envoy worker, whose
 # VM keeps its own circuit breakers: the run plays out the same every time) and appends, per request,
-# to sent.tsv: phase, prompt, kind, stream, x-request-id, x-triage-tier, x-triage-score,
+# to sent.tsv: phase, prompt, kind, stream, x-triage-decision-id, x-triage-tier, x-triage-score,
 # x-triage-escalated, x-triage-reason.
 send_phase() {
-    local phase="$1" id kind stream headers header head request_id tier score escalated reason
+    local phase="$1" id kind stream headers header head decision_id tier score escalated reason
     local curl_args=() requests=() n
     while IFS=$'\t' read -r id kind stream headers; do
         n=${#requests[@]}
@@ -63,18 +63,18 @@ send_phase() {
     done < <(loop plan "$prompts" "$phase")
     curl "${curl_args[@]}"
 
-    row phase prompt stream tier score escalated x-request-id
+    row phase prompt stream tier score escalated x-triage-decision-id
     for n in "${!requests[@]}"; do
         IFS=$'\t' read -r id kind stream <<<"${requests[$n]}"
         head="$out/heads/$phase-$n.txt"
-        request_id="$(header_value "$head" x-request-id)"
+        decision_id="$(header_value "$head" x-triage-decision-id)"
         tier="$(header_value "$head" x-triage-tier)"
         score="$(header_value "$head" x-triage-score)"
         escalated="$(header_value "$head" x-triage-escalated)"
         reason="$(header_value "$head" x-triage-reason)"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$id" "$kind" "$stream" "$request_id" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$id" "$kind" "$stream" "$decision_id" \
             "$tier" "${score:--}" "${escalated:--}" "$reason" >>"$out/sent.tsv"
-        row "$phase" "$id" "$stream" "$tier" "${score:--}" "${escalated:--}" "$request_id"
+        row "$phase" "$id" "$stream" "$tier" "${score:--}" "${escalated:--}" "$decision_id"
         sent=$((sent + 1))
     done
 }
@@ -104,7 +104,7 @@ trap stack_down EXIT
 envoy/stack.sh up
 sent=0
 loop bodies "$prompts" "$out/bodies"
-printf 'phase\tprompt\tkind\tstream\trequest_id\ttier\tscore\tescalated\treason\n' >"$out/sent.tsv"
+printf 'phase\tprompt\tkind\tstream\tdecision_id\ttier\tscore\tescalated\treason\n' >"$out/sent.tsv"
 
 for phase in 1 2; do
     sleep_to_next_window

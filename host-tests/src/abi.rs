@@ -926,6 +926,9 @@ fn link_wasi(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         WASI,
         "random_get",
         |mut caller: Caller<'_, State>, buf: i32, len: i32| {
+            if let Some(errno) = caller.data().random_failure {
+                return Ok(errno);
+            }
             let bytes = caller.data_mut().random_bytes(len as u32 as usize);
             let mut guest = Guest {
                 caller: &mut caller,

@@ -573,6 +573,13 @@ impl Host {
             .collect()
     }
 
+    /// From now on WASI `random_get` fails with `errno` (e.g. 52, ENOSYS) instead of filling the
+    /// buffer; `None` restores it. Set after start: the module's std also reads random_get (to
+    /// seed its hash maps), which is out of triage's hands.
+    pub fn fail_random_get(&mut self, errno: Option<i32>) {
+        self.store.data_mut().random_failure = errno;
+    }
+
     /// Moves the host's clock (what the module reads as the time) on by `by`.
     pub fn advance_clock(&mut self, by: std::time::Duration) {
         let state = self.store.data_mut();

@@ -379,6 +379,8 @@ pub struct State {
     pub clock_nanos: u64,
     pub clock_step_nanos: u64,
     pub random_state: u64,
+    /// When set, WASI `random_get` fails with this errno instead of filling the buffer.
+    pub random_failure: Option<i32>,
 }
 
 impl State {

@@ -258,6 +258,11 @@ impl Stack {
         }
     }
 
+    /// The access log file (see [`Stack::access_log`] for waiting on its lines).
+    pub fn access_log_path(&self) -> PathBuf {
+        self.dir.join(ACCESS_LOG)
+    }
+
     /// The access log's lines (one decision record per routed request), once there are at least
     /// `expected` of them or 5 s have passed (Envoy writes the file from a flush timer).
     pub fn access_log(&self, expected: usize) -> Vec<String> {

@@ -90,6 +90,11 @@ fn assert_escalated(stack: &Stack, response: &Response, cause: &str) {
         response.header("x-request-id"),
         "the escalated answer keeps the request id"
     );
+    assert_eq!(
+        record["decision_id"].as_str(),
+        response.header("x-triage-decision-id"),
+        "the escalated answer names the recorded decision"
+    );
 }
 
 #[test]

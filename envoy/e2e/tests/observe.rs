@@ -103,19 +103,30 @@ fn records(stack: &Stack, expected: usize) -> Vec<Value> {
         .collect()
 }
 
-fn by_request_id(records: Vec<Value>) -> BTreeMap<String, Value> {
-    records
+/// Records by their decision id, which each response names in `x-triage-decision-id`.
+fn by_decision_id(records: Vec<Value>) -> BTreeMap<String, Value> {
+    let count = records.len();
+    let keyed: BTreeMap<String, Value> = records
         .into_iter()
         .map(|record| {
             (
-                record["request_id"]
+                record["decision_id"]
                     .as_str()
-                    .expect("request_id")
+                    .expect("decision_id")
                     .to_owned(),
                 record,
             )
         })
-        .collect()
+        .collect();
+    assert_eq!(keyed.len(), count, "every record has its own decision id");
+    keyed
+}
+
+fn decision_id(response: &Response) -> String {
+    response
+        .header("x-triage-decision-id")
+        .expect("a decided response names its decision")
+        .to_owned()
 }
 
 fn request_id(response: &Response) -> String {
@@ -308,11 +319,12 @@ fn metrics_and_records_add_up_to_the_traffic_sent() {
     );
 
     // The access log: one record per request, agreeing with what the client saw.
-    let records = by_request_id(records(&stack, responses.len()));
+    let records = by_decision_id(records(&stack, responses.len()));
     for response in &responses {
-        let record = &records[&request_id(response)];
+        let record = &records[&decision_id(response)];
+        assert_eq!(record["request_id"], request_id(response).as_str());
         let (tier, cause) = decided(response);
-        assert_eq!(record["v"], 1);
+        assert_eq!(record["v"], 2);
         assert_eq!(record["mode"], "enforce");
         assert_eq!(record["tier"], tier.as_str(), "{record}");
         assert_eq!(record["decided_tier"], tier.as_str());
@@ -364,6 +376,12 @@ fn requests_the_filter_does_not_route_are_not_logged() {
     assert_eq!(routed.status, 200);
     let records = records(&stack, 1);
     assert_eq!(records[0]["request_id"], request_id(&routed).as_str());
+    assert_eq!(records[0]["decision_id"], decision_id(&routed).as_str());
+    assert_eq!(
+        models.header("x-triage-decision-id"),
+        None,
+        "not decided, no id"
+    );
 }
 
 fn shadow_config() -> Value {
@@ -432,7 +450,7 @@ fn shadow_mode_leaves_upstream_traffic_byte_identical_to_no_filter() {
     );
 
     // Decided, recorded and counted all the same.
-    let records = by_request_id(records(&shadow, responses.len()));
+    let records = by_decision_id(records(&shadow, responses.len()));
     let mut decided_tiers = Vec::new();
     for response in &responses {
         assert_eq!(response.header("x-triage-mode"), Some("shadow"));
@@ -441,7 +459,7 @@ fn shadow_mode_leaves_upstream_traffic_byte_identical_to_no_filter() {
             Some("mid"),
             "served by the default route"
         );
-        let record = &records[&request_id(response)];
+        let record = &records[&decision_id(response)];
         let (tier, _) = decided(response);
         assert_eq!(record["mode"], "shadow");
         assert_eq!(record["tier"], "mid");
@@ -479,8 +497,11 @@ fn canary_enforces_the_requests_its_hash_picks_and_shadows_the_rest() {
     let canary = Mode::Canary(50.0);
     let mut seen = BTreeMap::new();
     for _ in 0..40 {
-        let response = stack.send(&forced(CHAT, bodies::chat(Some("auto"), NEUTRAL), "small"));
-        let applied = canary.applied(&request_id(&response));
+        // One client request id for every request: it plays no part in the draw.
+        let request = forced(CHAT, bodies::chat(Some("auto"), NEUTRAL), "small")
+            .header("x-request-id", "chosen-by-the-client");
+        let response = stack.send(&request);
+        let applied = canary.applied(Some(&decision_id(&response)));
         match applied {
             Applied::Enforce => {
                 assert_eq!(response.header("x-mock-tier"), Some("small"));
@@ -495,7 +516,7 @@ fn canary_enforces_the_requests_its_hash_picks_and_shadows_the_rest() {
     }
     assert!(
         seen.len() == 2,
-        "40 requests at 50% hit both modes: {seen:?}"
+        "40 requests at 50% under one client request id hit both modes: {seen:?}"
     );
     let scrape = stack.prometheus();
     for (mode, count) in &seen {
@@ -507,8 +528,8 @@ fn canary_enforces_the_requests_its_hash_picks_and_shadows_the_rest() {
     }
     let records = records(&stack, 40);
     for record in records {
-        let id = record["request_id"].as_str().expect("id");
-        assert_eq!(record["mode"], canary.applied(id).as_str());
+        let id = record["decision_id"].as_str().expect("decision id");
+        assert_eq!(record["mode"], canary.applied(Some(id)).as_str());
     }
 }
 

@@ -446,6 +446,14 @@ pub fn assert_answered_with(
     );
     assert_eq!(single(headers, "x-triage-escalation-cause"), cause);
     assert_eq!(single(headers, "x-request-id"), REQUEST_ID);
+    let decision_id = record(stream.host())
+        .decision_id
+        .expect("the record has a decision id");
+    assert_eq!(
+        single(headers, "x-triage-decision-id"),
+        decision_id,
+        "the escalated answer names the same decision as the record"
+    );
     match decision.score_header() {
         Some(score) => assert_eq!(single(headers, "x-triage-score"), score),
         None => assert!(values(headers, "x-triage-score").is_empty()),

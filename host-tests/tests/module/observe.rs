@@ -300,6 +300,25 @@ impl Response<'_> {
     }
 }
 
+const DECISION_ID_HEADER: &str = "x-triage-decision-id";
+
+/// 8-4-4-4-12 lowercase hex with version nibble 4 and the RFC 4122 variant.
+fn assert_uuid_v4(id: &str) {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|group| group.len()).collect();
+    assert_eq!(lengths, [8, 4, 4, 4, 12], "{id}");
+    assert!(
+        id.chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{id}"
+    );
+    assert!(groups[2].starts_with('4'), "version 4: {id}");
+    assert!(
+        groups[3].starts_with(['8', '9', 'a', 'b']),
+        "RFC 4122 variant: {id}"
+    );
+}
+
 /// What one request (and its response, if any) through the filter left behind.
 struct Exchange {
     upstream_headers: HeaderMap,
@@ -336,6 +355,8 @@ fn exchange(host: &mut Host, request: &Request, response: Option<Response>) -> E
         let headers = [
             (":status", response.status),
             ("content-type", response.content_type),
+            // An upstream's header of that name never reaches the client.
+            (DECISION_ID_HEADER, "forged-by-the-upstream"),
         ];
         let mut actions = vec![stream.send_response_headers(&headers, false).unwrap()];
         let chunks = split(response.body, response.chunk_sizes);
@@ -364,6 +385,24 @@ fn exchange(host: &mut Host, request: &Request, response: Option<Response>) -> E
     stream.finish().unwrap();
     let (record, record_json) = stored_record(host);
     assert_eq!(record.request_id, request.id);
+    let decision_id = record
+        .decision_id
+        .as_deref()
+        .expect("the host's random_get gives every decision an id");
+    assert_uuid_v4(decision_id);
+    assert_eq!(record_json["decision_id"], decision_id);
+    if let Some(headers) = &downstream_headers {
+        assert_eq!(
+            headers.get(DECISION_ID_HEADER),
+            Some(decision_id),
+            "the client gets the record's decision id"
+        );
+    }
+    assert_eq!(
+        upstream_headers.get(DECISION_ID_HEADER),
+        None,
+        "the decision id is the client's, not the upstream's"
+    );
     Exchange {
         upstream_headers,
         upstream_body,
@@ -973,16 +1012,19 @@ fn a_canary_enforces_the_requests_its_ids_pick_and_shadows_the_rest() {
     let decision = native_with(&config, CHAT, &[], body.as_bytes());
     let mut enforced = 0;
     let total = 40;
-    for index in 0..total {
-        let id = format!("7f3c-canary-{index}");
-        let request = Request::new(CHAT, body.clone(), &id);
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..total {
+        // One client request id for all: the canary draws on the decision id, which it can't pick.
+        let request = Request::new(CHAT, body.clone(), "7f3c-chosen-by-the-client");
         let response = json_response(CHAT);
         let outcome = exchange(
             &mut host,
             &request,
             Some(Response::ok(JSON, &response, &[])),
         );
-        let applied = canary.applied(&id);
+        let id = outcome.record.decision_id.clone().unwrap();
+        assert!(ids.insert(id.clone()), "a fresh decision id per request");
+        let applied = canary.applied(Some(&id));
         assert_eq!(outcome.record.mode, applied, "{id}");
         assert_eq!(outcome.record.decided_tier, decision.tier);
         match applied {
@@ -1010,7 +1052,7 @@ fn a_canary_enforces_the_requests_its_ids_pick_and_shadows_the_rest() {
     let shadowed = total - enforced;
     assert!(
         enforced > 0 && shadowed > 0,
-        "{enforced} of {total} enforced: the ids must exercise both"
+        "{enforced} of {total} enforced under one client request id: a client can't pick its mode"
     );
     Counters::default()
         .requests("enforce", &decision.tier, "scored", enforced)
@@ -1044,4 +1086,93 @@ fn the_record_carries_the_request_as_the_client_sent_it_up_to_the_cap() {
     let outcome = exchange(&mut host, &Request::new(CHAT, longer, "over-cap"), None);
     assert!(outcome.record.request.is_none());
     assert_eq!(outcome.record_json["request"], Value::Null);
+}
+
+/// A client's `x-request-id` is recorded as given but keys nothing: two requests sharing one get two
+/// fresh decision ids, and a client's own `x-triage-decision-id` is dropped, never echoed.
+#[test]
+fn each_decision_gets_a_fresh_random_id_whatever_the_client_sends() {
+    let config = priced_config(json!({}));
+    let mut host = Host::start(&config).unwrap();
+    let body = request_body(CHAT);
+    let response = json_response(CHAT);
+    let forged = "00000000-0000-4000-8000-000000000000";
+    let requests = [
+        Request::new(CHAT, body.clone(), "one-id-for-both"),
+        Request::new(CHAT, body, "one-id-for-both").header(DECISION_ID_HEADER, forged),
+    ];
+    let outcomes: Vec<Exchange> = requests
+        .iter()
+        .map(|request| exchange(&mut host, request, Some(Response::ok(JSON, &response, &[]))))
+        .collect();
+    let ids: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome.record.decision_id.as_deref().unwrap())
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    assert!(!ids.contains(&forged), "{ids:?}");
+    for outcome in &outcomes {
+        assert_eq!(outcome.record.request_id, "one-id-for-both");
+        assert_eq!(outcome.record_json["v"], 2);
+    }
+    assert_no_warnings(&host);
+}
+
+/// When the host's random source fails the request still goes through, decided: no id in the
+/// response, a null `decision_id` in the record, a warning naming the cause, and a canary shadows
+/// the request (there is nothing unpredictable to draw on). The next request with random bytes is
+/// keyed and drawn again.
+#[test]
+fn without_random_bytes_a_request_goes_on_without_a_decision_id() {
+    let config = priced_config(json!({"mode": "canary", "canary_percent": 100.0}));
+    let mut host = Host::start(&config).unwrap();
+    host.fail_random_get(Some(52));
+    let body = request_body(CHAT);
+    let response = json_response(CHAT);
+    let request = Request::new(CHAT, body.clone(), "no-randomness");
+    let mut stream = host.request().unwrap();
+    send_request(&mut stream, &request.headers, body.as_bytes(), &[]);
+    assert!(stream.upstream_complete(), "the request went on");
+    assert_eq!(
+        stream.upstream_body(),
+        body.as_bytes(),
+        "shadowed: untouched"
+    );
+    assert_eq!(stream.routing_headers().get("x-triage-route"), None);
+    let headers = [
+        (":status", "200"),
+        ("content-type", JSON),
+        (DECISION_ID_HEADER, "forged-by-the-upstream"),
+    ];
+    stream.send_response_headers(&headers, false).unwrap();
+    stream.send_response_body(&response, true).unwrap();
+    let downstream = stream.downstream_headers().unwrap().clone();
+    stream.finish().unwrap();
+    assert_eq!(downstream.get(DECISION_ID_HEADER), None);
+    assert_eq!(downstream.get("x-triage-mode"), Some("shadow"));
+    assert!(downstream.get("x-triage-tier").is_some(), "still decided");
+    let (record, record_json) = stored_record(&host);
+    assert_eq!(record.decision_id, None);
+    assert!(record_json["decision_id"].is_null(), "{record_json}");
+    assert_eq!(record.mode, Applied::Shadow);
+    assert_eq!(record.status, Some(200));
+    assert_eq!(record.request_id, "no-randomness");
+    assert!(
+        host.logged("no random bytes for a decision id"),
+        "the cause is logged: {:#?}",
+        host.logs()
+    );
+
+    host.fail_random_get(None);
+    let outcome = exchange(
+        &mut host,
+        &Request::new(CHAT, request_body(CHAT), "random-again"),
+        Some(Response::ok(JSON, &response, &[])),
+    );
+    assert_eq!(
+        outcome.record.mode,
+        Applied::Enforce,
+        "a 100% canary with an id"
+    );
+    assert!(outcome.routed.is_some());
 }

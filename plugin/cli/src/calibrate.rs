@@ -33,7 +33,8 @@ pub struct CalibrateArgs {
     /// the labels see them, not of all traffic.
     #[arg(long, num_args = 1.., requires = "base_config")]
     from_log: Vec<PathBuf>,
-    /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
+    /// Feedback files for --from-log: JSON lines {"decision_id": ..., "correct_tier": ...} (a
+    /// row keyed on a "request_id" labels only a record that id names alone).
     #[arg(long, num_args = 1.., requires = "from_log")]
     feedback: Vec<PathBuf>,
     /// max-top-share=X (share of top-tier calls <= X), max-cost=X (mean cost <= X × always-top-tier)

@@ -17,8 +17,9 @@ pub struct ReportArgs {
     /// Access log files holding one decision record (JSON) per line.
     #[arg(required = true)]
     logs: Vec<PathBuf>,
-    /// Feedback file: JSON lines {"request_id": ..., "correct_tier": ...}; repeat for several (one
-    /// file per flag, so the log files after it stay logs).
+    /// Feedback file: JSON lines {"decision_id": ..., "correct_tier": ...} (a row keyed on a
+    /// "request_id" labels only a record that id names alone); repeat for several (one file per
+    /// flag, so the log files after it stay logs).
     #[arg(long)]
     feedback: Vec<PathBuf>,
     /// Window width: 15m, 1h, 1d, ... (units s, m, h, d, w); a handful of windows by default.

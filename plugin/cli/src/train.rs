@@ -26,7 +26,8 @@ pub struct TrainArgs {
     /// the request body can be rows).
     #[arg(long, num_args = 1.., requires = "config")]
     from_log: Vec<PathBuf>,
-    /// Feedback files for --from-log: JSON lines {"request_id": ..., "correct_tier": ...}.
+    /// Feedback files for --from-log: JSON lines {"decision_id": ..., "correct_tier": ...} (a
+    /// row keyed on a "request_id" labels only a record that id names alone).
     #[arg(long, num_args = 1.., requires = "from_log")]
     feedback: Vec<PathBuf>,
     /// Plugin config (JSON) the log was made with: its tiers, cheapest first, and their prices.
@@ -163,7 +164,7 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
 
 /// The rows of decision logs (made with `config`), one source per log file, labelled with the
 /// feedback files too; prints how many rows each label rule gave, the records skipped and why, and
-/// the feedback rows matching no record.
+/// the feedback rows matching no record or several (those label nothing).
 pub fn log_sources(
     logs: &[PathBuf],
     feedback: &[PathBuf],
@@ -173,15 +174,7 @@ pub fn log_sources(
     let from_log = rows_from_logs(&logs, &graded, config)?;
     print!("{}", from_log.summary());
     if !feedback.is_empty() {
-        let request_ids = logs
-            .iter()
-            .flat_map(|log| &log.records)
-            .map(|record| record.request_id.as_str());
-        println!(
-            "feedback: {} rows, {} matching no record",
-            graded.rows,
-            graded.unmatched(request_ids)
-        );
+        println!("feedback: {}", from_log.feedback.describe());
     }
     Ok(from_log.sources)
 }

@@ -184,3 +184,44 @@ fn calibrate_from_log_needs_a_base_config_and_calibrate_needs_some_rows() {
     assert_fails(&output, 1, "must be named among small, mid, frontier");
     assert!(!dir.path("c.json").exists());
 }
+
+/// A feedback row whose key names no record, or a request id two records carry (a client may pick
+/// its own), labels nothing; `--from-log` prints how many there were.
+#[test]
+fn feedback_matching_no_record_or_several_is_counted_and_labels_nothing() {
+    let dir = TempDir::new("calibrate-log-unmatched");
+    write_log(&dir);
+    let (log, feedback) = log_and_feedback();
+    // A second log holding another request that carried easy-5's request id.
+    let easy = log
+        .lines()
+        .find(|line| line.contains(r#""request_id":"easy-5""#))
+        .unwrap();
+    let twin = easy.replace(r#""decision_id":"d-easy-5""#, r#""decision_id":"d-twin""#);
+    assert_ne!(twin, easy);
+    dir.write("twin.log", &format!("{twin}\n"));
+    let extra = [
+        serde_json::json!({"request_id": "easy-5", "correct_tier": "frontier"}),
+        serde_json::json!({"decision_id": "d-nobody", "correct_tier": "mid"}),
+    ];
+    dir.write(
+        "feedback.jsonl",
+        &format!("{feedback}{}\n{}\n", extra[0], extra[1]),
+    );
+    let output = calibrate(
+        &dir,
+        "max-top-share=0.25",
+        "out.json",
+        &["--from-log", "twin.log"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("by label rule: feedback 8, "),
+        "the two extra rows label nothing: {report}"
+    );
+    assert!(
+        report.contains("feedback: 10 rows, 1 matching no record, 1 matching several records\n"),
+        "{report}"
+    );
+}

@@ -29,7 +29,7 @@ fn cost(tier: &str) -> f64 {
 /// An enforced, scored, answered request served by `tier`, `minute` minutes after 10:00.
 fn record(id: &str, minute: u64, tier: &str) -> Value {
     json!({
-        "v": 1, "request_id": id, "start_ms": T + minute * 60_000, "api": "openai_chat",
+        "v": 2, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": T + minute * 60_000, "api": "openai_chat",
         "mode": "enforce", "tier": tier, "decided_tier": tier, "cause": "scored", "rule": null,
         "fail_open": null, "score": 0.2, "reasons": ["tokens+0.10"], "requested_model": "auto",
         "model": format!("{tier}-model"), "override": null, "escalations": [], "status": 200,
@@ -91,12 +91,12 @@ fn access_log() -> String {
     log
 }
 
-const FEEDBACK: &str = r#"{"request_id": "w1a", "correct_tier": "frontier"}
-{"request_id": "w1b", "correct_tier": "frontier"}
-{"request_id": "w2a", "correct_tier": "small"}
-{"request_id": "w2c", "correct_tier": "small"}
-{"request_id": "w3a", "correct_tier": "small"}
-{"request_id": "nobody", "correct_tier": "mid"}
+const FEEDBACK: &str = r#"{"decision_id": "d-w1a", "correct_tier": "frontier"}
+{"decision_id": "d-w1b", "correct_tier": "frontier"}
+{"decision_id": "d-w2a", "correct_tier": "small"}
+{"decision_id": "d-w2c", "correct_tier": "small"}
+{"decision_id": "d-w3a", "correct_tier": "small"}
+{"decision_id": "nobody", "correct_tier": "mid"}
 "#;
 
 fn close(value: &Value, expected: f64) -> bool {
@@ -120,7 +120,7 @@ fn the_report_prints_each_window_the_trend_and_the_verdicts() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        format!("12 decision records from {log} (3 lines not records); feedback: 6 rows, 1 matching no record")
+        format!("12 decision records from {log} (3 lines not records); feedback: 6 rows, 1 matching no record, 0 matching several records")
     );
     assert_eq!(
         lines[1],
@@ -274,6 +274,7 @@ fn the_json_holds_the_same_numbers() {
     assert_eq!(report["inputs"]["records"], 12);
     assert_eq!(report["inputs"]["lines_not_records"], 3);
     assert_eq!(report["inputs"]["feedback_unmatched"], 1);
+    assert_eq!(report["inputs"]["feedback_ambiguous"], 0);
     let windows = report["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 3);
     assert_eq!(windows[0]["start_ms"], T);
@@ -356,20 +357,20 @@ fn plots_are_valid_svg() {
 #[test]
 fn bad_input_is_refused_with_its_line() {
     let dir = TempDir::new("bad");
-    let newer = access_log().replacen(r#""v":1"#, r#""v":2"#, 1);
+    let newer = access_log().replacen(r#""v":2"#, r#""v":3"#, 1);
     let log = dir.write("newer.log", &newer);
     let output = triage(&["report", &log]);
     assert_eq!(output.status.code(), Some(1));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("newer.log:2: decision record version 2"),
+        error.contains("newer.log:2: decision record version 3"),
         "{error}"
     );
 
     let log = dir.write("access.log", &access_log());
     let feedback = dir.write(
         "fb.jsonl",
-        r#"{"request_id": "w1a", "correct_tier": "large"}"#,
+        r#"{"decision_id": "d-w1a", "correct_tier": "large"}"#,
     );
     let output = triage(&["report", &log, "--feedback", &feedback]);
     let error = String::from_utf8_lossy(&output.stderr);

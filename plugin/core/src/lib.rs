@@ -2,13 +2,15 @@
 //! predicts with a calibrated model how likely a cheap model is to fail on it, and decides the tier (and
 //! the model to write into the body).
 //!
-//! Pure Rust with no host dependencies: the proxy-wasm filter and the `triage` CLI call the same
-//! [`decide`] on the same [`Config`].
+//! Pure Rust that never imports proxy-wasm: the proxy-wasm filter and the `triage` CLI call the same
+//! [`decide`] on the same [`Config`]. The one thing it asks of its platform is random bytes, for
+//! [`new_decision_id`] (through `getrandom`: WASI `random_get` in the filter).
 
 mod answer;
 mod breaker;
 mod config;
 mod decision;
+mod decision_id;
 pub mod embed;
 mod endpoint;
 mod escalation;
@@ -29,6 +31,9 @@ pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use config::{Config, ConfigError, EscalationPolicy, OverMaxBody, Override};
 pub use decision::{Cause, Decision, FailOpen};
+pub use decision_id::{
+    decision_id_from_bytes, decision_id_from_source, new_decision_id, IdUnavailable,
+};
 pub use endpoint::Endpoint;
 pub use escalation::{cause_judges_the_answer, failure_cause, ESCALATION_CAUSES};
 pub use features::{Features, FEATURE_COUNT, FEATURE_NAMES};

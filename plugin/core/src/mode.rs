@@ -28,15 +28,21 @@ impl Applied {
 }
 
 impl Mode {
-    /// The mode for the request with this id. A canary picks by a hash of the request id, so a retry
-    /// carrying the same `x-request-id` gets the same treatment and a log can be re-checked offline.
-    pub fn applied(&self, request_id: &str) -> Applied {
+    /// The mode for the decision with this id. A canary picks by a hash of the decision id, which
+    /// is random per request (see [`crate::new_decision_id`]): no client can choose or predict
+    /// whether it is enforced or shadowed (a client's `x-request-id` plays no part), and a log can
+    /// be re-checked offline from each record's `decision_id` and `mode`. Without an id (the random
+    /// source failed) a canary shadows: the request goes on as it came.
+    pub fn applied(&self, decision_id: Option<&str>) -> Applied {
         match self {
             Mode::Enforce => Applied::Enforce,
             Mode::Shadow => Applied::Shadow,
             Mode::Canary(percent) => {
+                let Some(id) = decision_id else {
+                    return Applied::Shadow;
+                };
                 // 10,000 buckets: canary shares down to 0.01 % are honoured.
-                let bucket = fnv1a(request_id.as_bytes()) % 10_000;
+                let bucket = fnv1a(id.as_bytes()) % 10_000;
                 if (bucket as f64) < percent * 100.0 {
                     Applied::Enforce
                 } else {
@@ -69,13 +75,16 @@ mod tests {
     fn enforced_share(percent: f64, n: usize) -> f64 {
         let mode = Mode::Canary(percent);
         let enforced = (0..n)
-            .filter(|i| mode.applied(&format!("req-{i}")) == Applied::Enforce)
+            .filter(|_| {
+                let id = crate::new_decision_id().unwrap();
+                mode.applied(Some(&id)) == Applied::Enforce
+            })
             .count();
         enforced as f64 / n as f64
     }
 
     #[test]
-    fn canary_enforces_its_share() {
+    fn canary_enforces_its_share_of_random_decision_ids() {
         assert_eq!(enforced_share(0.0, 2_000), 0.0);
         assert_eq!(enforced_share(100.0, 2_000), 1.0);
         for percent in [5.0, 25.0, 50.0] {
@@ -88,14 +97,38 @@ mod tests {
     }
 
     #[test]
-    fn canary_is_stable_per_request_id() {
+    fn canary_is_a_function_of_the_decision_id_alone() {
         let mode = Mode::Canary(50.0);
-        for i in 0..100 {
-            let id = format!("5b9e-{i}");
-            assert_eq!(mode.applied(&id), mode.applied(&id));
+        let mut seen = [0; 2];
+        for _ in 0..200 {
+            let id = crate::new_decision_id().unwrap();
+            let applied = mode.applied(Some(&id));
+            assert_eq!(
+                applied,
+                mode.applied(Some(&id.clone())),
+                "re-checkable offline"
+            );
+            seen[usize::from(applied == Applied::Enforce)] += 1;
         }
-        assert_eq!(Mode::Enforce.applied("x"), Applied::Enforce);
-        assert_eq!(Mode::Shadow.applied("x"), Applied::Shadow);
+        // A client who sends the same x-request-id every time still gets fresh ids, so both modes.
+        assert!(seen[0] > 50 && seen[1] > 50, "{seen:?}");
+        // Known answers pin the hash, FNV-1a 64 of the id's text mod 10,000 (buckets 2309 and 6987).
+        let first = "00000000-0000-4000-8000-000000000000";
+        let last = "ffffffff-ffff-4fff-bfff-ffffffffffff";
+        assert_eq!(mode.applied(Some(first)), Applied::Enforce);
+        assert_eq!(mode.applied(Some(last)), Applied::Shadow);
+        assert_eq!(Mode::Canary(23.09).applied(Some(first)), Applied::Shadow);
+        assert_eq!(Mode::Canary(23.10).applied(Some(first)), Applied::Enforce);
+    }
+
+    #[test]
+    fn without_a_decision_id_a_canary_shadows() {
+        assert_eq!(Mode::Canary(100.0).applied(None), Applied::Shadow);
+        assert_eq!(Mode::Canary(0.0).applied(None), Applied::Shadow);
+        assert_eq!(Mode::Enforce.applied(None), Applied::Enforce);
+        assert_eq!(Mode::Shadow.applied(None), Applied::Shadow);
+        assert_eq!(Mode::Enforce.applied(Some("x")), Applied::Enforce);
+        assert_eq!(Mode::Shadow.applied(Some("x")), Applied::Shadow);
     }
 
     #[test]

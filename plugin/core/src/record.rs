@@ -12,8 +12,10 @@ use crate::decision::{Cause, Decision};
 use crate::mode::Applied;
 use crate::usage::Usage;
 
-/// Bumped when a field changes meaning; readers refuse records of another version.
-pub const RECORD_VERSION: u32 = 1;
+/// Bumped when a field changes meaning; readers refuse records of another version. Version 2 added
+/// `decision_id`, the key feedback rows join on (version 1 joined on the client-influenced
+/// `request_id`).
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverrideRecord {
@@ -39,7 +41,13 @@ pub struct Escalation {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecisionRecord {
     pub v: u32,
-    /// Envoy's `x-request-id`: the key feedback rows join on.
+    /// A random UUIDv4 made by the filter for this decision (the client gets it in
+    /// `x-triage-decision-id`): the key feedback rows join on. Null only when the host's random
+    /// source failed (the filter logged why).
+    pub decision_id: Option<String>,
+    /// The request's `x-request-id` as Envoy passed it on: a correlation value for other logs, not a
+    /// key. Client-influenced: Envoy keeps a client's own id from a peer it treats as internal (the
+    /// shipped stack's loopback clients are), so two records may share one; empty when absent.
     pub request_id: String,
     /// When the request headers arrived, milliseconds since the Unix epoch.
     pub start_ms: u64,
@@ -82,6 +90,7 @@ pub struct DecisionRecord {
 
 /// What the filter knows about a request when it has decided.
 pub struct RecordStart<'a> {
+    pub decision_id: Option<&'a str>,
     pub request_id: &'a str,
     pub start_ms: u64,
     pub api: &'a str,
@@ -103,6 +112,7 @@ impl DecisionRecord {
             .and_then(|body| serde_json::from_slice::<Box<RawValue>>(&one_line(body)).ok());
         DecisionRecord {
             v: RECORD_VERSION,
+            decision_id: start.decision_id.map(str::to_string),
             request_id: start.request_id.to_string(),
             start_ms: start.start_ms,
             api: start.api.to_string(),

@@ -20,7 +20,7 @@ use triage_core::{
 };
 
 use crate::host;
-use crate::request::{PendingRequest, Routed, TriageRequest, TIER_HEADER};
+use crate::request::{PendingRequest, Routed, TriageRequest, DECISION_ID_HEADER, TIER_HEADER};
 use crate::response::is_event_stream;
 
 /// What the response path is doing with the answer.
@@ -38,7 +38,9 @@ pub(crate) enum Hold {
 /// What an escalated attempt needs: the request as the client sent it and as the upstream got it.
 pub(crate) struct Retry {
     body: Vec<u8>,
-    /// Request headers as sent upstream, pseudo-headers included.
+    /// Request headers as sent upstream, pseudo-headers included: an escalated call carries the
+    /// first attempt's `x-request-id` (Envoy's id for the stream), so upstream logs see one id per
+    /// client request. The decision id is not sent upstream.
     headers: Vec<(String, String)>,
     /// The tier answering now.
     tier: usize,
@@ -556,6 +558,11 @@ impl TriageRequest {
                 headers.retain(|(have, _)| have != name);
                 headers.push((name.to_string(), value));
             }
+        }
+        // The decision's id, never the upstream's header of that name.
+        headers.retain(|(have, _)| have != DECISION_ID_HEADER);
+        if let Some(id) = &routed.record.decision_id {
+            headers.push((DECISION_ID_HEADER.to_string(), id.clone()));
         }
         routed.record.tier = to_name;
         routed.record.model = attempt.model.clone();

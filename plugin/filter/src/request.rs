@@ -22,6 +22,8 @@ pub(crate) const TIER_HEADER: &str = "x-triage-tier";
 const SCORE_HEADER: &str = "x-triage-score";
 const REASON_HEADER: &str = "x-triage-reason";
 const MODE_HEADER: &str = "x-triage-mode";
+/// The decision's random id, on the client's response only (the key its feedback names).
+pub(crate) const DECISION_ID_HEADER: &str = "x-triage-decision-id";
 /// Every header with this prefix belongs to triage; a client's copy is dropped.
 const OWN_HEADER_PREFIX: &str = "x-triage-";
 
@@ -52,6 +54,10 @@ pub(crate) struct PendingRequest {
     /// The client spelled the path otherwise (`/V1/Chat/Completions/`): an enforced request's
     /// `:path` is set to `path`, so the tier serves it as the call it was decided and priced as.
     respell_path: bool,
+    /// Random, made here for the decision: the record's key and the canary's draw. None when the
+    /// host's random source failed.
+    decision_id: Option<String>,
+    /// The `x-request-id` Envoy passes on (client-influenced): recorded, never a key.
     request_id: String,
     pub(crate) start_nanos: u64,
     /// The request headers the decision reads (rules, override, escalation opt-outs), captured
@@ -152,6 +158,7 @@ impl TriageRequest {
             format: endpoint.format,
             respell_path: endpoint.path != client_path,
             path: endpoint.path,
+            decision_id: self.new_decision_id(),
             request_id: self.request_header("x-request-id").unwrap_or_default(),
             start_nanos,
             decision_headers,
@@ -160,9 +167,24 @@ impl TriageRequest {
         }
     }
 
+    /// A random id for the decision; without one (the random source failed) the request goes on:
+    /// no `x-triage-decision-id`, a null `decision_id` in the record, and a canary shadows it.
+    fn new_decision_id(&self) -> Option<String> {
+        match triage_core::new_decision_id() {
+            Ok(id) => Some(id),
+            Err(error) => {
+                log::warn!(
+                    "#{} {error}; the request goes on without one",
+                    self.context_id
+                );
+                None
+            }
+        }
+    }
+
     fn decide_on_body(&mut self, pending: PendingRequest) {
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let body = match host::buffer(BufferType::HttpRequestBody, 0, pending.body_size) {
             Ok(body) => body,
             Err(status) => {
@@ -221,7 +243,7 @@ impl TriageRequest {
     /// Routes past the body cap: the body streams through untouched to the default tier.
     fn route_without_body(&mut self, pending: PendingRequest, cause: FailOpen) {
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let decision = triage_core::fail_open(&self.config, cause);
         self.route(pending, applied, decision, None, started, Vec::new());
     }
@@ -229,7 +251,7 @@ impl TriageRequest {
     /// Past the body cap with `over_max_body: reject`: the client gets 413 and no tier sees the
     /// request (a shadowed request streams through as it would without triage).
     fn refuse_too_large(&mut self, pending: PendingRequest) -> Action {
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         if applied == Applied::Shadow {
             self.route_without_body(pending, FailOpen::BodyTooLarge);
             return Action::Continue;
@@ -320,6 +342,7 @@ impl TriageRequest {
         skipped: Vec<Escalation>,
     ) {
         let start = RecordStart {
+            decision_id: pending.decision_id.as_deref(),
             request_id: &pending.request_id,
             start_ms: pending.start_nanos / 1_000_000,
             api: pending.format.as_str(),
@@ -378,7 +401,7 @@ impl TriageRequest {
             FailOpen::BodyUnavailable
         };
         let started = self.now_nanos();
-        let applied = self.config.mode().applied(&pending.request_id);
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let decision = triage_core::fail_open(&self.config, cause);
         self.track(pending, applied, decision, None, started, Vec::new());
         if let Stage::Decided(routed) = &mut self.stage {

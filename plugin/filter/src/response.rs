@@ -7,7 +7,7 @@ use triage_core::UsageReader;
 
 use crate::escalation::Hold;
 use crate::host;
-use crate::request::{Routed, Stage, TriageRequest};
+use crate::request::{Routed, Stage, TriageRequest, DECISION_ID_HEADER};
 
 /// Envoy keeps it as filter state `wasm.triage_record`; the shipped access log prints it.
 const RECORD_PROPERTY: &str = "triage_record";
@@ -70,6 +70,7 @@ impl TriageRequest {
             );
         }
         self.write_skips(&routed.record.escalations);
+        self.write_decision_id(routed.record.decision_id.as_deref());
         routed.response_ended = end_of_stream;
         let action = self.watch_answer_start(&mut routed, end_of_stream);
         self.keep(routed);
@@ -77,6 +78,18 @@ impl TriageRequest {
             self.settle();
         }
         action
+    }
+
+    /// The client learns the decision's id here; an upstream's header of that name never passes.
+    fn write_decision_id(&self, decision_id: Option<&str>) {
+        let map = MapType::HttpResponseHeaders;
+        let written = match decision_id {
+            Some(id) => host::set_header(map, DECISION_ID_HEADER, id),
+            None => host::remove_header(map, DECISION_ID_HEADER),
+        };
+        if let Err(status) = written {
+            self.warn(&format!("writing {DECISION_ID_HEADER}"), status);
+        }
     }
 
     /// Each chunk is read for usage as it passes; while the escalation watch holds the answer,

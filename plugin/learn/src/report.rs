@@ -270,8 +270,11 @@ pub struct Inputs {
     pub records: usize,
     pub lines_not_records: usize,
     pub feedback_rows: usize,
-    /// Graded request ids with no record in the logs.
+    /// Feedback rows whose key names no record of the logs: skipped.
     pub feedback_unmatched: usize,
+    /// Feedback rows whose key names more than one record (a request id two requests carried):
+    /// skipped.
+    pub feedback_ambiguous: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -380,6 +383,7 @@ pub fn build(
     window_ms: Option<u64>,
 ) -> Report {
     let records: Vec<&DecisionRecord> = logs.iter().flat_map(|log| &log.records).collect();
+    let labels = feedback.join(records.iter().copied());
     let first = records
         .iter()
         .map(|record| record.start_ms)
@@ -395,8 +399,8 @@ pub fn build(
     let mut tiers: Vec<String> = config_tiers.iter().map(|tier| tier.to_string()).collect();
     let mut by_window: BTreeMap<u64, Tally> = BTreeMap::new();
     let mut totals = Tally::default();
-    for record in &records {
-        let correct_tier = feedback.correct_tier(&record.request_id);
+    for (index, record) in records.iter().enumerate() {
+        let correct_tier = labels.correct_tier(index);
         let start = window::window_start(record.start_ms, window_ms);
         by_window
             .entry(start)
@@ -412,8 +416,9 @@ pub fn build(
     let rank = |name: &str| tiers.iter().position(|tier| tier == name);
     let graded: Vec<Graded> = records
         .iter()
-        .filter_map(|record| {
-            let correct = rank(feedback.correct_tier(&record.request_id)?)?;
+        .enumerate()
+        .filter_map(|(index, record)| {
+            let correct = rank(labels.correct_tier(index)?)?;
             Some(Graded {
                 prompt_tokens: record.usage?.prompt_tokens,
                 chosen: rank(own_choice(record)?.0)?,
@@ -447,9 +452,9 @@ pub fn build(
                 .collect(),
             records: records.len(),
             lines_not_records: logs.iter().map(|log| log.skipped_lines).sum(),
-            feedback_rows: feedback.rows,
-            feedback_unmatched: feedback
-                .unmatched(records.iter().map(|record| record.request_id.as_str())),
+            feedback_rows: labels.rows,
+            feedback_unmatched: labels.unmatched,
+            feedback_ambiguous: labels.ambiguous,
         },
         window: window::format_window(window_ms),
         window_ms,

@@ -56,7 +56,7 @@ pub fn body(prompt: &str) -> Value {
 /// An enforced request served by `tier` with a 2xx answer and its body logged.
 pub fn record(id: &str, index: u64, tier: &str, prompt: &str) -> Value {
     json!({
-        "v": 1, "request_id": id, "start_ms": 1_714_557_600_000u64 + index * 1_000,
+        "v": 2, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": 1_714_557_600_000u64 + index * 1_000,
         "api": "openai_chat", "mode": "enforce", "tier": tier, "decided_tier": tier,
         "cause": "scored", "rule": null, "fail_open": null, "score": 0.1, "reasons": [],
         "requested_model": "auto", "model": tier, "override": null, "escalations": [],
@@ -86,7 +86,7 @@ pub fn log_and_feedback() -> (String, String) {
             0 => {
                 feedback += &format!(
                     "{}\n",
-                    json!({"request_id": id, "correct_tier": "frontier"})
+                    json!({"decision_id": format!("d-{id}"), "correct_tier": "frontier"})
                 );
                 record
             }
@@ -105,7 +105,10 @@ pub fn log_and_feedback() -> (String, String) {
     for (i, prompt) in EASY.iter().enumerate() {
         let id = format!("easy-{i}");
         if i < 4 {
-            feedback += &format!("{}\n", json!({"request_id": id, "correct_tier": "small"}));
+            feedback += &format!(
+                "{}\n",
+                json!({"decision_id": format!("d-{id}"), "correct_tier": "small"})
+            );
             records.push(record(&id, 100 + i as u64, "mid", prompt));
         } else {
             records.push(record(&id, 100 + i as u64, "small", prompt));
@@ -191,4 +194,4 @@ pub fn route_prompts(dir: &TempDir, config: &str) -> Vec<Value> {
 /// What `train --from-log` and `calibrate --from-log` print first for [`write_log`]'s log.
 pub const LOG_SUMMARY: &str = "from the log: 28 rows of 35 records (2 lines not records); by label rule: feedback 8, override 4, escalation 4, served 12\n\
      skipped 7 records: 2 without a request body, 1 of an API other than openai_chat, 2 without a 2xx answer or a correction, 2 without label information (cheapest or dearest tier unknown)\n\
-     feedback: 8 rows, 0 matching no record\n";
+     feedback: 8 rows, 0 matching no record, 0 matching several records\n";

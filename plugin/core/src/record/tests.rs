@@ -18,6 +18,7 @@ fn config() -> Config {
 
 fn start(mode: Applied, body: Option<&[u8]>) -> RecordStart<'_> {
     RecordStart {
+        decision_id: Some("6f1c2a4e-0b7d-4f3e-9a51-2c8d7e6b5a40"),
         request_id: "req-1",
         start_ms: 1_700_000_000_000,
         api: "openai_chat",
@@ -134,7 +135,10 @@ fn round_trips_with_every_field_present() {
     let line = record.to_json();
     assert!(!line.contains('\n'));
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(json.as_object().unwrap().len(), 23, "fixed schema: {line}");
+    assert_eq!(json.as_object().unwrap().len(), 24, "fixed schema: {line}");
+    assert_eq!(json["v"], 2);
+    assert_eq!(json["decision_id"], "6f1c2a4e-0b7d-4f3e-9a51-2c8d7e6b5a40");
+    assert_eq!(json["request_id"], "req-1");
     assert_eq!(json["override"]["from"], "small");
     assert_eq!(json["override"]["to"], "frontier");
     assert_eq!(json["cause"], "override");
@@ -187,4 +191,16 @@ fn a_pretty_body_is_kept_on_one_line() {
         back["request"]["messages"][0]["content"], "a\nb",
         "escaped breaks inside strings stay"
     );
+}
+
+#[test]
+fn a_record_without_a_decision_id_says_null() {
+    let config = config();
+    let decision = decided(&config);
+    let mut no_id = start(Applied::Enforce, None);
+    no_id.decision_id = None;
+    let record = DecisionRecord::new(&config, &decision, no_id);
+    let json: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
+    assert!(json["decision_id"].is_null(), "{json}");
+    assert_eq!(json["request_id"], "req-1");
 }

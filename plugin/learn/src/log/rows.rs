@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use triage_core::{cause_judges_the_answer, Config, DecisionRecord};
 
-use super::feedback::Feedback;
+use super::feedback::{Feedback, Labels};
 use super::DecisionLog;
 use crate::dataset::{Outcome, Row, DATASET_TIERS};
 use crate::train::Source;
@@ -191,11 +191,11 @@ pub fn tier_cost_usd(record: &DecisionRecord, tier: &str, config: &Config) -> Op
     priced.or_else(logged).map(|micro_usd| micro_usd / 1e6)
 }
 
-/// One record as a training row, or why it cannot be one.
+/// One record as a training row, or why it cannot be one; `correct_tier` is its feedback, if any.
 pub fn row(
     record: &DecisionRecord,
     source: &str,
-    feedback: &Feedback,
+    correct_tier: Option<&str>,
     config: &Config,
 ) -> Result<(Row, LabelRule), SkipReason> {
     let request = record.request.as_ref().ok_or(SkipReason::NoRequestBody)?;
@@ -203,7 +203,7 @@ pub fn row(
         return Err(SkipReason::OtherApi);
     }
     let tiers = config.tier_names();
-    let labelled = label(record, feedback.correct_tier(&record.request_id), &tiers)?;
+    let labelled = label(record, correct_tier, &tiers)?;
     let mut outcomes = BTreeMap::new();
     for (tier, quality) in tiers.iter().zip(&labelled.quality) {
         let Some(quality) = *quality else { continue };
@@ -219,7 +219,12 @@ pub fn row(
         outcomes.insert((*tier).to_string(), outcome);
     }
     let row = Row {
-        id: record.request_id.clone(),
+        // The decision id is unique; a record without one (the filter's random source failed)
+        // falls back to its request id.
+        id: record
+            .decision_id
+            .clone()
+            .unwrap_or_else(|| record.request_id.clone()),
         source: source.to_string(),
         request: request.get().to_string(),
         outcomes,
@@ -236,6 +241,8 @@ pub struct FromLog {
     pub lines_not_records: usize,
     pub by_rule: BTreeMap<LabelRule, usize>,
     pub skipped: BTreeMap<SkipReason, usize>,
+    /// The feedback joined to the records: which rows labelled one, which matched none or several.
+    pub feedback: Labels,
 }
 
 impl FromLog {
@@ -295,12 +302,18 @@ pub fn rows_from_logs(
     config: &Config,
 ) -> Result<FromLog, String> {
     check_tier_names(&config.tier_names())?;
-    let mut from_log = FromLog::default();
+    let mut from_log = FromLog {
+        feedback: feedback.join(logs.iter().flat_map(|log| &log.records)),
+        ..FromLog::default()
+    };
+    let mut index = 0;
     for log in logs {
         let source = format!("log:{}", log.stem());
         let mut rows = Vec::new();
         for record in &log.records {
-            match row(record, &source, feedback, config) {
+            let correct_tier = from_log.feedback.correct_tier(index);
+            index += 1;
+            match row(record, &source, correct_tier, config) {
                 Ok((row, rule)) => {
                     rows.push(row);
                     *from_log.by_rule.entry(rule).or_default() += 1;

@@ -32,10 +32,17 @@ pub fn priced_config() -> Config {
 pub const BODY: &str =
     r#"{"model":"auto","messages":[{"role":"user","content":"Classify: great!"}]}"#;
 
-/// An enforced, scored request served by `tier` with a 2xx answer, priced as [`PRICED`] would.
+/// The decision id the test records carry: `d-<id>` (the filter's are UUIDs; the join does not care).
+pub fn decision_id(id: &str) -> String {
+    format!("d-{id}")
+}
+
+/// An enforced, scored request served by `tier` with a 2xx answer, priced as [`PRICED`] would;
+/// its decision id is [`decision_id`]`(id)` and its request id `id`.
 pub fn record(id: &str, start_ms: u64, tier: &str) -> DecisionRecord {
     DecisionRecord {
         v: RECORD_VERSION,
+        decision_id: Some(decision_id(id)),
         request_id: id.to_string(),
         start_ms,
         api: "openai_chat".to_string(),

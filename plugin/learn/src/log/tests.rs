@@ -4,6 +4,7 @@ use std::path::Path;
 use super::feedback::Feedback;
 use super::testing::record;
 use super::*;
+use triage_core::DecisionRecord;
 
 fn parse(text: &str) -> Result<DecisionLog, LogError> {
     parse_log(Cursor::new(text), Path::new("access.log"))
@@ -21,7 +22,7 @@ fn lines_that_are_not_records_are_skipped_and_counted() {
         "",
         "   ",
         r#"{"upstream": "10.0.0.1", "status": 200}"#,
-        r#"{"v": 1, "request_id": "cut sh"#,
+        r#"{"v": 2, "decision_id": "cut sh"#,
         "[1, 2]",
         second.as_str(),
     ]
@@ -38,19 +39,28 @@ fn lines_that_are_not_records_are_skipped_and_counted() {
 #[test]
 fn a_record_of_another_version_is_an_error_naming_its_line() {
     let good = record("a", 1_000, "small").to_json();
-    let newer = good.replacen(r#""v":1"#, r#""v":2"#, 1);
+    let newer = good.replacen(r#""v":2"#, r#""v":3"#, 1);
     assert_ne!(good, newer);
     let error = parse(&format!("-\n{good}\n{newer}\n")).unwrap_err();
     assert_eq!(error.line, 3);
     assert!(
         error
             .to_string()
-            .starts_with("access.log:3: decision record version 2"),
+            .starts_with("access.log:3: decision record version 3, this triage reads version 2"),
         "{error}"
     );
 
-    let not_a_number = good.replacen(r#""v":1"#, r#""v":"1""#, 1);
+    let not_a_number = good.replacen(r#""v":2"#, r#""v":"2""#, 1);
     assert_eq!(parse(&not_a_number).unwrap_err().line, 1);
+
+    let older = good.replacen(r#""v":2"#, r#""v":1"#, 1);
+    let error = parse(&older).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("access.log:1: decision record version 1, this triage reads version 2"),
+        "a version-1 log (keyed on client request ids) is refused: {error}"
+    );
 
     let broken = good.replacen(r#""tier":"small""#, r#""tier":7"#, 1);
     let error = parse(&format!("{good}\n{broken}")).unwrap_err();
@@ -58,30 +68,50 @@ fn a_record_of_another_version_is_an_error_naming_its_line() {
     assert!(error.message.contains("bad decision record"), "{error}");
 }
 
+fn labels(feedback: &Feedback, records: &[DecisionRecord]) -> Vec<Option<String>> {
+    let labels = feedback.join(records);
+    (0..records.len())
+        .map(|index| labels.correct_tier(index).map(str::to_string))
+        .collect()
+}
+
 #[test]
-fn feedback_joins_by_request_id_and_refuses_unknown_tiers() {
+fn feedback_joins_by_decision_id_and_refuses_unknown_tiers() {
     let mut feedback = Feedback::default();
     let rows = [
-        r#"{"request_id": "a", "correct_tier": "mid", "grader": "eval-7"}"#,
+        r#"{"decision_id": "d-a", "correct_tier": "mid", "grader": "eval-7"}"#,
         "",
-        r#"{"request_id": "b", "correct_tier": "small"}"#,
-        r#"{"request_id": "a", "correct_tier": "frontier"}"#,
+        r#"{"decision_id": "d-b", "correct_tier": "small"}"#,
+        r#"{"decision_id": "d-a", "correct_tier": "frontier"}"#,
+        r#"{"decision_id": "d-z", "correct_tier": "frontier"}"#,
     ]
     .join("\n");
     feedback
         .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
         .unwrap();
-    assert_eq!(feedback.rows, 3);
-    assert_eq!(feedback.len(), 2);
+    assert_eq!(feedback.rows(), 4);
+    let records = [
+        record("a", 1, "small"),
+        record("b", 2, "small"),
+        record("c", 3, "mid"),
+    ];
     assert_eq!(
-        feedback.correct_tier("a"),
-        Some("frontier"),
-        "a re-grade wins"
+        labels(&feedback, &records),
+        [Some("frontier".into()), Some("small".into()), None],
+        "a re-grade wins; d-z names no record"
     );
-    assert_eq!(feedback.correct_tier("c"), None);
-    assert_eq!(feedback.unmatched(["a", "z"]), 1);
+    let joined = feedback.join(&records);
+    assert_eq!(
+        (joined.matched, joined.unmatched, joined.ambiguous),
+        (3, 1, 0)
+    );
+    assert_eq!(joined.len(), 2);
+    assert_eq!(
+        joined.describe(),
+        "4 rows, 1 matching no record, 0 matching several records"
+    );
 
-    let typo = r#"{"request_id": "c", "correct_tier": "medium"}"#;
+    let typo = r#"{"decision_id": "d-c", "correct_tier": "medium"}"#;
     let error = feedback
         .parse(
             Cursor::new(format!("\n{typo}")),
@@ -95,7 +125,83 @@ fn feedback_joins_by_request_id_and_refuses_unknown_tiers() {
         "{error}"
     );
     let error = feedback
-        .parse(Cursor::new(r#"{"id": "c"}"#), Path::new("fb.jsonl"), &TIERS)
+        .parse(
+            Cursor::new(r#"{"id": "c", "correct_tier": "mid"}"#),
+            Path::new("fb.jsonl"),
+            &TIERS,
+        )
         .unwrap_err();
-    assert!(error.message.contains("request_id"), "{error}");
+    assert!(error.message.contains("needs a decision_id"), "{error}");
+}
+
+/// A request id is the client's to choose: a row keyed on one labels a record only when exactly one
+/// record carries it; the decision id always wins over it.
+#[test]
+fn a_request_id_row_labels_only_a_record_it_names_alone() {
+    let mut first = record("a", 1, "small");
+    first.request_id = "client-chosen".into();
+    let mut second = record("b", 2, "small");
+    second.request_id = "client-chosen".into();
+    let third = record("c", 3, "small");
+    let mut without_id = record("e", 4, "small");
+    without_id.decision_id = None;
+    without_id.request_id = "e-only".into();
+    let mut no_keys = record("f", 5, "small");
+    no_keys.decision_id = None;
+    no_keys.request_id = String::new();
+    let records = [first, second, third, without_id, no_keys];
+
+    let mut feedback = Feedback::default();
+    let rows = [
+        r#"{"request_id": "client-chosen", "correct_tier": "frontier"}"#,
+        r#"{"request_id": "c", "correct_tier": "mid"}"#,
+        r#"{"request_id": "e-only", "correct_tier": "small"}"#,
+        r#"{"request_id": "", "correct_tier": "mid"}"#,
+        r#"{"decision_id": "", "correct_tier": "mid"}"#,
+    ]
+    .join("\n");
+    feedback
+        .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
+        .unwrap();
+    assert_eq!(
+        labels(&feedback, &records),
+        [None, None, Some("mid".into()), Some("small".into()), None],
+        "a record without a decision id labels through a request id only it has; empty keys name nothing"
+    );
+    let joined = feedback.join(&records);
+    assert_eq!(
+        (joined.matched, joined.unmatched, joined.ambiguous),
+        (2, 2, 1)
+    );
+
+    // Both keys on one row: the decision id decides; a decision-id row beats a request-id row.
+    let mut feedback = Feedback::default();
+    let rows = [
+        r#"{"decision_id": "d-c", "request_id": "client-chosen", "correct_tier": "small"}"#,
+        r#"{"request_id": "c", "correct_tier": "frontier"}"#,
+    ]
+    .join("\n");
+    feedback
+        .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
+        .unwrap();
+    assert_eq!(
+        labels(&feedback, &records),
+        [None, None, Some("small".into()), None, None]
+    );
+}
+
+/// The same log read twice holds every decision id twice: a row cannot say which copy it grades.
+#[test]
+fn a_decision_id_in_two_records_labels_neither() {
+    let records = [record("a", 1, "small"), record("a", 1, "small")];
+    let mut feedback = Feedback::default();
+    feedback
+        .parse(
+            Cursor::new(r#"{"decision_id": "d-a", "correct_tier": "mid"}"#),
+            Path::new("fb.jsonl"),
+            &TIERS,
+        )
+        .unwrap();
+    assert_eq!(labels(&feedback, &records), [None, None]);
+    assert_eq!(feedback.join(&records).ambiguous, 1);
 }

@@ -65,12 +65,12 @@ fn log() -> DecisionLog {
 }
 
 fn feedback() -> Feedback {
-    let rows = r#"{"request_id": "a1", "correct_tier": "small"}
-{"request_id": "a2", "correct_tier": "frontier"}
-{"request_id": "a3", "correct_tier": "frontier"}
-{"request_id": "b3", "correct_tier": "mid"}
+    let rows = r#"{"decision_id": "d-a1", "correct_tier": "small"}
+{"decision_id": "d-a2", "correct_tier": "frontier"}
+{"decision_id": "d-a3", "correct_tier": "frontier"}
+{"decision_id": "d-b3", "correct_tier": "mid"}
 {"request_id": "b4", "correct_tier": "small"}
-{"request_id": "ghost", "correct_tier": "mid"}"#;
+{"decision_id": "ghost", "correct_tier": "mid"}"#;
     let mut feedback = Feedback::default();
     feedback
         .parse(Cursor::new(rows), Path::new("fb"), &TIERS)
@@ -199,6 +199,7 @@ fn totals_trend_and_verdicts_by_hand() {
     assert_eq!(report.inputs.lines_not_records, 2);
     assert_eq!(report.inputs.feedback_rows, 6);
     assert_eq!(report.inputs.feedback_unmatched, 1);
+    assert_eq!(report.inputs.feedback_ambiguous, 0);
 
     let trend = &report.trend;
     assert!(close(trend.first_cost_per_task_usd, 0.024_71 / 3.0));
@@ -258,7 +259,7 @@ fn the_text_shows_every_number_of_the_table() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "9 decision records from access.log (2 lines not records); feedback: 6 rows, 1 matching no record"
+        "9 decision records from access.log (2 lines not records); feedback: 6 rows, 1 matching no record, 0 matching several records"
     );
     let row = |label: &str| {
         lines
@@ -410,4 +411,33 @@ fn log_without_usage(id: &str) -> DecisionLog {
         }
     }
     log
+}
+
+/// Feedback keyed on a request id two requests carried labels neither: the report counts the row as
+/// matching several records and grades nothing with it.
+#[test]
+fn feedback_on_a_shared_request_id_grades_nothing() {
+    let mut log = log();
+    log.records[0].request_id = "client-chosen".into();
+    log.records[1].request_id = "client-chosen".into();
+    let rows = r#"{"request_id": "client-chosen", "correct_tier": "frontier"}
+{"decision_id": "d-b4", "correct_tier": "small"}"#;
+    let mut feedback = Feedback::default();
+    feedback
+        .parse(Cursor::new(rows), Path::new("fb"), &TIERS)
+        .unwrap();
+    let report = build(&[log], &feedback, &TIERS, None);
+    assert_eq!(report.inputs.feedback_rows, 2);
+    assert_eq!(report.inputs.feedback_ambiguous, 1);
+    assert_eq!(report.inputs.feedback_unmatched, 0);
+    assert_eq!(
+        report.totals.labelled, 1,
+        "only b4, through its decision id"
+    );
+    assert!(close(report.totals.accuracy, 1.0));
+    assert!(render_text(&report)
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("feedback: 2 rows, 0 matching no record, 1 matching several records"));
 }

@@ -3,6 +3,7 @@
 
 use super::{Report, Status, Summary};
 use crate::columns::columns;
+use crate::log::feedback::describe_feedback;
 
 fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), super::percent)
@@ -56,12 +57,15 @@ fn shadow_line(summary: &Summary) -> Option<String> {
 pub fn render_text(report: &Report) -> String {
     let inputs = &report.inputs;
     let mut out = format!(
-        "{} decision records from {} ({} lines not records); feedback: {} rows, {} matching no record\n",
+        "{} decision records from {} ({} lines not records); feedback: {}\n",
         inputs.records,
         inputs.logs.join(", "),
         inputs.lines_not_records,
-        inputs.feedback_rows,
-        inputs.feedback_unmatched
+        describe_feedback(
+            inputs.feedback_rows,
+            inputs.feedback_unmatched,
+            inputs.feedback_ambiguous
+        )
     );
     if report.windows.is_empty() {
         out += "no decision records\n";

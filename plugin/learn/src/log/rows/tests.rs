@@ -135,22 +135,30 @@ fn feedback(rows: &str) -> Feedback {
     feedback
 }
 
+fn one_log(records: Vec<DecisionRecord>) -> [DecisionLog; 1] {
+    [DecisionLog {
+        path: PathBuf::from("access.log"),
+        records,
+        skipped_lines: 0,
+    }]
+}
+
 #[test]
 fn the_rows_give_the_trainer_the_intended_label() {
     let config = priced_config();
-    let grades = feedback(
-        r#"{"request_id": "needs-mid", "correct_tier": "mid"}
-{"request_id": "small-is-enough", "correct_tier": "small"}"#,
-    );
     let cases = [
-        (record("needs-mid", 0, "small"), true),
-        (record("small-is-enough", 0, "frontier"), false),
-        (overridden("small", "frontier"), true),
-        (escalated(&[("small", "mid")], 200), true),
-        (record("served-small", 0, "small"), false),
+        (record("needs-mid", 0, "small"), Some("mid"), true),
+        (
+            record("small-is-enough", 0, "frontier"),
+            Some("small"),
+            false,
+        ),
+        (overridden("small", "frontier"), None, true),
+        (escalated(&[("small", "mid")], 200), None, true),
+        (record("served-small", 0, "small"), None, false),
     ];
-    for (record, needs_strong) in cases {
-        let (row, _) = row(&record, "log:test", &grades, &config).unwrap();
+    for (record, correct_tier, needs_strong) in cases {
+        let (row, _) = row(&record, "log:test", correct_tier, &config).unwrap();
         assert_eq!(
             crate::train::label(&row),
             Some(needs_strong),
@@ -158,7 +166,11 @@ fn the_rows_give_the_trainer_the_intended_label() {
             record.request_id,
             row.outcomes
         );
-        assert_eq!(row.id, record.request_id);
+        assert_eq!(
+            Some(&row.id),
+            record.decision_id.as_ref(),
+            "rows are named by decision id"
+        );
         assert_eq!(row.source, "log:test");
         assert_eq!(row.request, crate::log::testing::BODY);
     }
@@ -167,8 +179,8 @@ fn the_rows_give_the_trainer_the_intended_label() {
 #[test]
 fn costs_come_from_the_config_prices_else_the_record() {
     let config = priced_config();
-    let none = Feedback::default();
-    let (row, _) = row(&escalated(&[("small", "mid")], 200), "s", &none, &config).unwrap();
+    let none = None;
+    let (row, _) = row(&escalated(&[("small", "mid")], 200), "s", none, &config).unwrap();
     for tier in TIERS {
         let outcome = &row.outcomes[tier];
         assert!(
@@ -185,12 +197,12 @@ fn costs_come_from_the_config_prices_else_the_record() {
     unmetered.cost_micro_usd = Some(4_000.0);
     unmetered.top_tier_cost_micro_usd = Some(30_000.0);
     unmetered.decided_cost_micro_usd = Some(300.0);
-    let (row, _) = super::row(&unmetered, "s", &none, &config).unwrap();
+    let (row, _) = super::row(&unmetered, "s", none, &config).unwrap();
     let costs: Vec<f64> = TIERS.iter().map(|t| row.outcomes[*t].cost_usd).collect();
     assert_eq!(costs, [0.0003, 0.004, 0.03]);
     unmetered.decided_cost_micro_usd = None;
     assert_eq!(
-        super::row(&unmetered, "s", &none, &config).err(),
+        super::row(&unmetered, "s", none, &config).err(),
         Some(SkipReason::Unpriced)
     );
 }
@@ -314,4 +326,57 @@ fn an_unavailable_tier_says_nothing_about_the_request() {
     mixed.escalations[0].cause = "status_5xx".into();
     let labelled = label(&mixed, None, &TIERS).unwrap();
     assert_eq!(labelled.quality, vec![Some(0.0), Some(0.0), Some(1.0)]);
+}
+
+/// Feedback labels through the decision id; a row whose key names no record or several labels
+/// nothing, and the rows it would have labelled keep the label the traffic gives them.
+#[test]
+fn feedback_joins_on_the_decision_id_and_skips_unmatched_and_ambiguous_rows() {
+    let config = priced_config();
+    let mut first = record("a", 0, "small");
+    first.request_id = "chosen-by-client".into();
+    let mut second = record("b", 1, "small");
+    second.request_id = "chosen-by-client".into();
+    let third = record("c", 2, "small");
+    let grades = feedback(
+        r#"{"decision_id": "d-a", "correct_tier": "frontier"}
+{"request_id": "chosen-by-client", "correct_tier": "frontier"}
+{"decision_id": "no-such-decision", "correct_tier": "mid"}
+{"request_id": "c", "correct_tier": "mid"}"#,
+    );
+    let from_log = rows_from_logs(&one_log(vec![first, second, third]), &grades, &config).unwrap();
+    assert_eq!(
+        (
+            from_log.feedback.rows,
+            from_log.feedback.matched,
+            from_log.feedback.unmatched,
+            from_log.feedback.ambiguous
+        ),
+        (4, 2, 1, 1)
+    );
+    let rows = &from_log.sources[0].rows;
+    let quality = |id: &str| -> Vec<f64> {
+        let row = rows.iter().find(|row| row.id == id).unwrap();
+        TIERS
+            .iter()
+            .map(|tier| row.outcomes[*tier].quality)
+            .collect()
+    };
+    assert_eq!(
+        quality("d-a"),
+        [0.0, 0.0, 1.0],
+        "labelled by its decision id"
+    );
+    assert_eq!(
+        quality("d-b"),
+        [1.0, 1.0, 1.0],
+        "the shared request id labels nothing"
+    );
+    assert_eq!(
+        quality("d-c"),
+        [0.0, 1.0, 1.0],
+        "a request id naming one record"
+    );
+    assert_eq!(from_log.by_rule.get(&LabelRule::Feedback), Some(&2));
+    assert_eq!(from_log.by_rule.get(&LabelRule::Served), Some(&1));
 }
