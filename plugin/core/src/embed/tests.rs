@@ -167,3 +167,11 @@ fn a_long_message_costs_no_more_than_its_tail() {
         embedder.embed_text(&long)
     );
 }
+
+#[test]
+fn the_representations_name_says_how_much_it_reads() {
+    assert!(
+        TABLE_NAME.ends_with(&format!("/tail-{EMBED_BYTES}")),
+        "{TABLE_NAME} must end with /tail-{EMBED_BYTES}: a model trained on another tail is refused by it"
+    );
+}

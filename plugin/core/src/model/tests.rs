@@ -429,7 +429,7 @@ fn every_problem_is_refused_naming_its_field() {
             edited(&model, |f| {
                 f["semantic"]["table_sha256"] = "sha256:0123".into()
             }),
-            "semantic.table_sha256: the model was trained on embedding table all-MiniLM-L6-v2/static-64 (sha256:0123) but this build ships",
+            "semantic.table_sha256: the model was trained on embedding table all-MiniLM-L6-v2/static-64/tail-512 (sha256:0123) but this build ships",
         ),
         (
             edited(&model, |f| f["semantic"]["table"] = "bge-small/static-64".into()),
