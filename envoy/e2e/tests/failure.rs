@@ -53,6 +53,42 @@ fn a_json_body_of_unknown_shape_fails_open_untouched() {
     failed_open(&stack, &response, body, "unknown_shape");
 }
 
+/// The README's fail-open contract: an object of unknown shape that asks triage to pick
+/// (`"model": "auto"`) gets the default tier's model, and not one other byte changes, so the provider
+/// sees a model it serves and judges the shape itself; with an explicit model, or none, it is untouched.
+#[test]
+fn an_unknown_shape_naming_auto_gets_only_the_default_tiers_model() {
+    let stack = Stack::start(&plugin_config::forcing());
+    let deep = format!(
+        r#"{{"model": "auto", "messages": {}1{}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    let cases = [
+        r#"{"model": "auto", "messages": {"role": "user", "content": "hi"}}"#.to_owned(),
+        deep,
+    ];
+    for (index, body) in cases.iter().enumerate() {
+        let response = stack.send(&Request::post(CHAT, body.as_str()));
+        assert_eq!(response.header("x-mock-tier"), Some("mid"), "served by");
+        assert_eq!(
+            response.header("x-triage-reason"),
+            Some("fail_open: unknown_shape")
+        );
+        let expected = body.replacen(r#""model": "auto""#, r#""model": "gpt-4o""#, 1);
+        assert_body(&stack.mock("mid").received()[index], &expected);
+    }
+    let untouched = r#"{"model": "gpt-4o-mini", "messages": "hi"}"#;
+    let response = stack.send(&Request::post(CHAT, untouched));
+    assert_eq!(response.header("x-mock-tier"), Some("small"), "served by");
+    assert_body(&stack.mock("small").received()[0], untouched);
+    assert_eq!(
+        response.header("x-triage-reason"),
+        Some("explicit_model: gpt-4o-mini"),
+        "an explicit model is never rewritten, whatever the shape"
+    );
+}
+
 #[test]
 fn a_body_over_the_plugin_cap_streams_through_untouched() {
     let stack = Stack::start(&plugin_config::forcing_with_max_body(65_536));

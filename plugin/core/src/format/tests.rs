@@ -336,8 +336,42 @@ fn probe_finds_the_model_of_odd_shapes() {
         (r#"{"model":5}"#, ModelField::Unusable),
         (r#"[1]"#, ModelField::Unusable),
         (r#"{"model":"a","model":"b"}"#, ModelField::Unusable),
+        (r#"{"model":"a","model":"a"}"#, ModelField::Unusable),
+        (
+            r#" {"mod\u0065l" : "gpt-4o", "x": {"model": "inner"}} "#,
+            ModelField::Named(Cow::Borrowed("gpt-4o")),
+        ),
+        (r#"{"model":"auto","#, ModelField::Unusable),
     ];
     for (body, expected) in cases {
         assert_eq!(probe_model(body.as_bytes()), expected, "{body}");
     }
+}
+
+/// Valid JSON nested past serde_json's recursion limit where the parser expects a message list: a
+/// shape triage cannot read (not invalid JSON), whose top-level model is still found, so a fail-open
+/// keeps the README's contract (only a routable model's value changes).
+#[test]
+fn a_body_nested_past_the_parsers_limit_is_an_unknown_shape_with_its_model() {
+    let nesting = 300;
+    let deep = format!(
+        r#"{{"model":"auto","messages":{}1{}}}"#,
+        "[".repeat(nesting),
+        "]".repeat(nesting)
+    );
+    serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
+    assert_eq!(
+        parse_request(ApiFormat::OpenAiChat, deep.as_bytes()).err(),
+        Some(FailOpen::UnknownShape)
+    );
+    assert_eq!(
+        probe_model(deep.as_bytes()),
+        ModelField::Named(Cow::Borrowed("auto"))
+    );
+    let broken = format!("{deep}]");
+    assert_eq!(
+        parse_request(ApiFormat::OpenAiChat, broken.as_bytes()).err(),
+        Some(FailOpen::InvalidJson),
+        "broken JSON stays invalid, however deep"
+    );
 }
