@@ -57,6 +57,7 @@ fn per_request(c: &mut Criterion) {
             format: ApiFormat::OpenAiChat,
             path: "/v1/chat/completions",
             headers: &[],
+            identity: triage_core::Identity::ANONYMOUS,
         };
         group.bench_with_input(BenchmarkId::new("native", label), &body, |b, body| {
             b.iter(|| decide(&config, &head, black_box(body.as_bytes())))

@@ -133,7 +133,8 @@ pub fn native(path: &str, body: &[u8]) -> triage_core::Decision {
     native_with("", path, &[], body)
 }
 
-/// The native decision with `config` and the request `headers` (lowercase names).
+/// The native decision with `config` and the request `headers` (lowercase names); an identity the
+/// config reads from a header is taken from `headers`, as the filter takes it.
 pub fn native_with(
     config: &str,
     path: &str,
@@ -142,10 +143,22 @@ pub fn native_with(
 ) -> triage_core::Decision {
     let config = triage_core::Config::from_json(config.as_bytes()).unwrap();
     let format = triage_core::ApiFormat::detect("POST", path).unwrap();
+    let from_header = |source: &Option<triage_core::IdentitySource>| match source {
+        Some(triage_core::IdentitySource::Header(name)) => headers
+            .iter()
+            .find(|(have, _)| have == name)
+            .map(|(_, value)| value.as_str()),
+        _ => None,
+    };
+    let sources = config.identity_sources();
     let head = triage_core::RequestHead {
         format,
         path,
         headers,
+        identity: triage_core::Identity {
+            caller: from_header(&sources.caller),
+            tenant: from_header(&sources.tenant),
+        },
     };
     triage_core::decide(&config, &head, body)
 }

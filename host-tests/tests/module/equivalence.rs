@@ -81,6 +81,7 @@ fn check(rows: &[Row]) -> usize {
             format: ApiFormat::OpenAiChat,
             path: "/v1/chat/completions",
             headers: &[],
+            identity: triage_core::Identity::ANONYMOUS,
         };
         let native = decide(&config, &head, row.body.as_bytes());
         let module = router

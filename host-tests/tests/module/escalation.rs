@@ -665,7 +665,8 @@ fn rules_and_override() -> String {
     let rules = json!({
         "rules": [{"name": "to-mid", "when": {"header": {"name": "x-mid", "value": "1"}}, "tier": "mid"},
                   {"name": "cheap", "when": {"header": {"name": "x-cheap", "value": "1"}}, "tier": "small"}],
-        "override": {"header": "x-triage-override", "allow": [{"name": "x-caller", "value": "ops"}]}
+        "identity": {"caller": {"header": "x-caller"}},
+        "override": {"header": "x-triage-override", "callers": ["ops"]}
     });
     config(json!({}), rules)
 }

@@ -247,6 +247,7 @@ fn sse_response(path: &str) -> Vec<u8> {
     }
 }
 
+#[derive(Clone)]
 struct Request {
     path: &'static str,
     id: String,
@@ -735,7 +736,8 @@ fn an_enforced_response_carries_no_mode_header() {
 }
 
 fn override_config() -> String {
-    priced_config(json!({"override": {"allow": [{"name": "x-caller", "value": "ops"}]}}))
+    priced_config(json!({"identity": {"caller": {"header": "x-caller"}},
+                         "override": {"callers": ["ops"]}}))
 }
 
 /// The tier triage picks for the simple chat request, and another one to ask for.
@@ -780,6 +782,11 @@ fn an_allowed_caller_overrides_the_tier() {
     assert_eq!(outcome.downstream_header("x-triage-reason"), Some(&*reason));
     let record = &outcome.record;
     assert_eq!(record.cause, "override");
+    assert_eq!(
+        record.caller.as_deref(),
+        Some("ops"),
+        "who overrode, as verified"
+    );
     assert_eq!((&*record.tier, &*record.decided_tier), (wanted, wanted));
     let change = record.override_.as_ref().unwrap();
     assert_eq!((&*change.from, &*change.to), (&*chosen, wanted));
@@ -813,6 +820,8 @@ fn an_override_from_a_caller_not_allowed_is_ignored_and_stripped() {
         assert_eq!(outcome.record.cause, "scored");
         assert_eq!(outcome.record.override_, None);
         assert_eq!(outcome.record_json["override"], Value::Null);
+        let caller = (name == "x-caller").then_some(value);
+        assert_eq!(outcome.record.caller.as_deref(), caller);
     }
     let unknown_tier = Request::new(CHAT, request_body(CHAT), "unknown-tier")
         .header("x-caller", "ops")
@@ -824,6 +833,59 @@ fn an_override_from_a_caller_not_allowed_is_ignored_and_stripped() {
         .requests("enforce", &chosen, "scored", 4)
         .usage_unknown(&chosen, 4)
         .assert_on(&host);
+}
+
+/// Where jwt_authn's `payload_in_metadata: jwt_payload` puts a claim, as the host property path.
+fn jwt_claim(claim: &str) -> [&str; 5] {
+    [
+        "metadata",
+        "filter_metadata",
+        "envoy.filters.http.jwt_authn",
+        "jwt_payload",
+        claim,
+    ]
+}
+
+#[test]
+fn a_caller_and_tenant_from_dynamic_metadata_override_and_are_recorded() {
+    let config = priced_config(json!({
+        "identity": {
+            "caller": {"metadata": {"namespace": "envoy.filters.http.jwt_authn", "path": ["jwt_payload", "sub"]}},
+            "tenant": {"metadata": {"namespace": "envoy.filters.http.jwt_authn", "path": ["jwt_payload", "team"]}}
+        },
+        "override": {"callers": ["ops"]}
+    }));
+    let (chosen, wanted) = override_target(&config);
+    let request =
+        Request::new(CHAT, request_body(CHAT), "from-metadata").header("x-triage-override", wanted);
+
+    let mut host = HostOptions::default()
+        .property(&jwt_claim("sub"), b"ops")
+        .property(&jwt_claim("team"), b"legal")
+        .start(&config)
+        .unwrap();
+    let outcome = exchange(&mut host, &request, None);
+    assert_eq!(outcome.routed.as_deref(), Some(wanted));
+    assert_eq!(outcome.record.caller.as_deref(), Some("ops"));
+    assert_eq!(outcome.record.tenant.as_deref(), Some("legal"));
+    assert_no_warnings(&host);
+
+    // A claim that is no caller's name (here serialized bytes of another type) is no identity.
+    let mut host = HostOptions::default()
+        .property(&jwt_claim("sub"), b"\x08\x01")
+        .start(&config)
+        .unwrap();
+    let outcome = exchange(&mut host, &request, None);
+    assert_eq!(outcome.routed.as_deref(), Some(&*chosen));
+    assert_eq!(outcome.record.caller, None);
+
+    // Without the metadata (an anonymous request), nothing the client sends stands in for it.
+    let mut host = Host::start(&config).unwrap();
+    let forged = request.clone().header("x-jwt-payload-sub", "ops");
+    let outcome = exchange(&mut host, &forged, None);
+    assert_eq!(outcome.routed.as_deref(), Some(&*chosen));
+    assert_eq!((outcome.record.caller, outcome.record.tenant), (None, None));
+    assert_no_warnings(&host);
 }
 
 #[test]

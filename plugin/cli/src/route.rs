@@ -89,6 +89,7 @@ impl Engine {
                     format,
                     path: format.path(),
                     headers: &[],
+                    identity: triage_core::Identity::ANONYMOUS,
                 };
                 let decision = decide(config, &head, body.as_bytes());
                 Ok(Routed {

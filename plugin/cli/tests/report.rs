@@ -29,7 +29,7 @@ fn cost(tier: &str) -> f64 {
 /// An enforced, scored, answered request served by `tier`, `minute` minutes after 10:00.
 fn record(id: &str, minute: u64, tier: &str) -> Value {
     json!({
-        "v": 2, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": T + minute * 60_000, "api": "openai_chat",
+        "v": 3, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": T + minute * 60_000, "api": "openai_chat",
         "mode": "enforce", "tier": tier, "decided_tier": tier, "cause": "scored", "rule": null,
         "fail_open": null, "score": 0.2, "reasons": ["tokens+0.10"], "requested_model": "auto",
         "model": format!("{tier}-model"), "override": null, "escalations": [], "status": 200,
@@ -357,13 +357,13 @@ fn plots_are_valid_svg() {
 #[test]
 fn bad_input_is_refused_with_its_line() {
     let dir = TempDir::new("bad");
-    let newer = access_log().replacen(r#""v":2"#, r#""v":3"#, 1);
+    let newer = access_log().replacen(r#""v":3"#, r#""v":4"#, 1);
     let log = dir.write("newer.log", &newer);
     let output = triage(&["report", &log]);
     assert_eq!(output.status.code(), Some(1));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("newer.log:2: decision record version 3"),
+        error.contains("newer.log:2: decision record version 4"),
         "{error}"
     );
 

@@ -91,6 +91,7 @@ fn bench(c: &mut Criterion) {
         format: ApiFormat::OpenAiChat,
         path: "/v1/chat/completions",
         headers: &[],
+        identity: triage_core::Identity::ANONYMOUS,
     };
     let small = chat_request(0);
     let large = chat_request(1 << 20);

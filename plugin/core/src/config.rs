@@ -9,11 +9,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::format::ApiFormat;
+use crate::identity::{IdentitySource, IdentitySources};
 use crate::mode::Mode;
 use crate::model::Model;
 use crate::pricing::Price;
 
 mod escalation;
+mod identity;
 mod operations;
 pub use escalation::EscalationPolicy;
 pub use operations::Override;
@@ -65,6 +67,7 @@ struct RawConfig {
     record: Option<RawRecord>,
     usage: Option<RawUsage>,
     escalation: Option<escalation::RawEscalation>,
+    identity: Option<identity::RawIdentity>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +102,8 @@ struct RawRule {
 struct RawWhen {
     path_prefix: Option<String>,
     header: Option<RawHeader>,
+    caller: Option<String>,
+    tenant: Option<String>,
     model: Option<String>,
     last_user_regex: Option<String>,
 }
@@ -144,6 +149,8 @@ impl OverMaxBody {
 }
 
 const DEFAULT_ROUTE_HEADER: &str = "x-triage-route";
+/// Every header triage writes starts so; the filter strips client headers that do.
+pub const OWN_HEADER_PREFIX: &str = "x-triage-";
 const DEFAULT_TIER: &str = "mid";
 const DEFAULT_ROUTE_MODEL: &str = "auto";
 const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
@@ -214,6 +221,9 @@ pub(crate) struct Condition {
     pub(crate) path_prefix: Option<String>,
     /// (lowercase name, exact value)
     pub(crate) header: Option<(String, String)>,
+    /// The verified caller and tenant, matched exactly (`identity`).
+    pub(crate) caller: Option<String>,
+    pub(crate) tenant: Option<String>,
     pub(crate) model: Option<String>,
     pub(crate) last_user_regex: Option<Regex>,
 }
@@ -257,6 +267,7 @@ pub struct Config {
     model: ConfigModel,
     mode: Mode,
     pub(crate) override_policy: Option<Override>,
+    identity: IdentitySources,
     record_body_bytes: usize,
     request_stream_usage: bool,
     escalation: Option<EscalationPolicy>,
@@ -318,6 +329,11 @@ impl Config {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Where the gateway puts the verified caller and tenant: the filter reads them per request.
+    pub fn identity_sources(&self) -> &IdentitySources {
+        &self.identity
     }
 
     pub fn override_policy(&self) -> Option<&Override> {
@@ -431,6 +447,7 @@ impl Default for Config {
             model: ConfigModel::Shipped(Model::shipped()),
             mode: Mode::Enforce,
             override_policy: None,
+            identity: IdentitySources::default(),
             record_body_bytes: 0,
             request_stream_usage: false,
             escalation: None,
@@ -508,12 +525,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or(tiers.len().saturating_sub(1)),
         None => tier_index(&tiers, "default_tier", DEFAULT_TIER)?,
     };
+    let identity = identity::sources(raw.identity, &route_header)?;
     let rules = raw
         .rules
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(index, rule)| validate_rule(&tiers, index, rule))
+        .map(|(index, rule)| validate_rule(&tiers, &identity, index, rule))
         .collect::<Result<Vec<Rule>, ConfigError>>()?;
     for (index, rule) in rules.iter().enumerate() {
         if rules
@@ -538,9 +556,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     )?;
     let over_max_body = OverMaxBody::parse(limits.over_max_body.as_deref())?;
     let mode = operations::mode(raw.mode.as_deref(), raw.canary_percent)?;
-    let override_policy = operations::override_policy(raw.override_, &route_header)?;
+    let override_policy = operations::override_policy(raw.override_, &route_header, &identity)?;
     let escalation = escalation::policy(raw.escalation)?;
-    let rule_headers = decision_headers(&rules, override_policy.as_ref(), escalation.as_ref());
+    let rule_headers = decision_headers(
+        &rules,
+        override_policy.as_ref(),
+        &identity,
+        escalation.as_ref(),
+    );
     let mut config = Config {
         route_header,
         default_tier,
@@ -555,6 +578,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         model,
         mode,
         override_policy,
+        identity,
         record_body_bytes: operations::record_body_bytes(raw.record),
         request_stream_usage: operations::request_stream_usage(raw.usage),
         escalation,
@@ -593,19 +617,25 @@ fn envoy_buffer_limit(config: &Config, stated: Option<u64>) -> Result<usize, Con
 fn decision_headers(
     rules: &[Rule],
     override_policy: Option<&Override>,
+    identity: &IdentitySources,
     escalation: Option<&EscalationPolicy>,
 ) -> Vec<String> {
     let rule_headers = rules.iter().filter_map(|rule| rule.when.header.as_ref());
-    let override_headers = override_policy.into_iter().flat_map(|policy| {
-        std::iter::once(&policy.header).chain(policy.allow.iter().map(|(name, _)| name))
-    });
+    let override_header = override_policy.map(|policy| &policy.header);
+    let identity_headers = [&identity.caller, &identity.tenant]
+        .into_iter()
+        .filter_map(|source| match source {
+            Some(IdentitySource::Header(name)) => Some(name),
+            _ => None,
+        });
     let never_headers = escalation
         .into_iter()
         .flat_map(|policy| policy.never_when.iter().map(|(name, _)| name));
     let mut names: Vec<String> = Vec::new();
     for name in rule_headers
         .map(|(name, _)| name)
-        .chain(override_headers)
+        .chain(override_header)
+        .chain(identity_headers)
         .chain(never_headers)
     {
         if !names.contains(name) {
@@ -765,7 +795,12 @@ fn thresholds_from_model(tiers: &mut [Tier], model: &ConfigModel) -> Result<(), 
     Ok(())
 }
 
-fn validate_rule(tiers: &[Tier], index: usize, rule: RawRule) -> Result<Rule, ConfigError> {
+fn validate_rule(
+    tiers: &[Tier],
+    identity: &IdentitySources,
+    index: usize,
+    rule: RawRule,
+) -> Result<Rule, ConfigError> {
     let path = format!("rules[{index}]");
     if rule.name.is_empty() || !rule.name.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::new(
@@ -796,20 +831,35 @@ fn validate_rule(tiers: &[Tier], index: usize, rule: RawRule) -> Result<Rule, Co
         ),
         None => None,
     };
+    for (field, value, source) in [
+        ("caller", &when.caller, &identity.caller),
+        ("tenant", &when.tenant, &identity.tenant),
+    ] {
+        if value.is_some() && source.is_none() {
+            return Err(ConfigError::new(
+                format!("{path}.when.{field}"),
+                format!("needs identity.{field}: where the gateway puts the {field} it verified"),
+            ));
+        }
+    }
     let when = Condition {
         path_prefix: when.path_prefix,
         header,
+        caller: when.caller,
+        tenant: when.tenant,
         model: when.model,
         last_user_regex,
     };
     if when.path_prefix.is_none()
         && when.header.is_none()
+        && when.caller.is_none()
+        && when.tenant.is_none()
         && when.model.is_none()
         && when.last_user_regex.is_none()
     {
         return Err(ConfigError::new(
             format!("{path}.when"),
-            "needs at least one of path_prefix, header, model, last_user_regex",
+            "needs at least one of path_prefix, header, caller, tenant, model, last_user_regex",
         ));
     }
     Ok(Rule {

@@ -16,6 +16,7 @@ mod endpoint;
 mod escalation;
 mod features;
 mod format;
+mod identity;
 mod mode;
 mod model;
 mod policy;
@@ -29,7 +30,7 @@ mod usage;
 
 pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
-pub use config::{Config, ConfigError, EscalationPolicy, OverMaxBody, Override};
+pub use config::{Config, ConfigError, EscalationPolicy, OverMaxBody, Override, OWN_HEADER_PREFIX};
 pub use decision::{Cause, Decision, FailOpen};
 pub use decision_id::{
     decision_id_from_bytes, decision_id_from_source, new_decision_id, IdUnavailable,
@@ -38,6 +39,7 @@ pub use endpoint::Endpoint;
 pub use escalation::{cause_judges_the_answer, failure_cause, ESCALATION_CAUSES};
 pub use features::{Features, FEATURE_COUNT, FEATURE_NAMES};
 pub use format::{parse_request, ApiFormat, Message, ParsedRequest, Role};
+pub use identity::{identity_value, Identity, IdentitySource, IdentitySources, MAX_IDENTITY_BYTES};
 pub use mode::{Applied, Mode};
 pub use model::{
     model_inputs, Calibration, Model, ModelError, ModelInputs, Prediction, FEATURE_SET,

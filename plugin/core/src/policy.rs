@@ -7,6 +7,7 @@ use crate::answer::Expectations;
 use crate::config::{Condition, Config};
 use crate::decision::{Cause, Decision, FailOpen};
 use crate::format::{parse_request, probe_model, ApiFormat, ModelField, ParsedRequest};
+use crate::identity::Identity;
 use crate::scan;
 
 /// What the filter knows from the request headers.
@@ -16,6 +17,8 @@ pub struct RequestHead<'a> {
     pub path: &'a str,
     /// Lowercase names; only the rule headers are needed.
     pub headers: &'a [(String, String)],
+    /// What the gateway verified about the caller (never read from a client's own headers).
+    pub identity: Identity<'a>,
 }
 
 /// The body's requested model, and whether the router may write another one into the body.
@@ -85,7 +88,7 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
         }
     };
 
-    // An allowed caller's override replaces the tier of an automatic decision (a rule's or the
+    // A verified, allowed caller's override replaces the tier of an automatic decision (a rule's or the
     // model's) and keeps what triage would have chosen; a pinned model or a fail-open is not routed.
     let chosen =
         |tier: usize, score: Option<f64>, cause: Cause, reasons: Vec<String>| match override_tier(
@@ -146,10 +149,10 @@ pub fn decide(config: &Config, head: &RequestHead, body: &[u8]) -> Decision {
     )
 }
 
-/// The tier an allowed caller asked for; None for a caller not on the allowlist or an unknown tier.
+/// The tier a verified, allowed caller asked for; None for anyone else or an unknown tier.
 fn override_tier(config: &Config, head: &RequestHead) -> Option<usize> {
     let policy = config.override_policy.as_ref()?;
-    if !policy.allows(head.headers) {
+    if !policy.allows(head.identity) {
         return None;
     }
     let (_, wanted) = head
@@ -212,6 +215,14 @@ fn matches(
             have_name.eq_ignore_ascii_case(name) && have_value == value
         })
     });
+    let identity_matches = when
+        .caller
+        .as_deref()
+        .is_none_or(|caller| head.identity.caller == Some(caller))
+        && when
+            .tenant
+            .as_deref()
+            .is_none_or(|tenant| head.identity.tenant == Some(tenant));
     let model_matches = when
         .model
         .as_ref()
@@ -223,7 +234,7 @@ fn matches(
                 .any(|segment| regex.is_match(segment))
         })
     });
-    path_matches && header_matches && model_matches && regex_matches
+    path_matches && header_matches && identity_matches && model_matches && regex_matches
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@ use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::decision::{Cause, Decision};
+use crate::identity::Identity;
 use crate::mode::Applied;
 use crate::usage::Usage;
 
 /// Bumped when a field changes meaning; readers refuse records of another version. Version 2 added
 /// `decision_id`, the key feedback rows join on (version 1 joined on the client-influenced
-/// `request_id`).
-pub const RECORD_VERSION: u32 = 2;
+/// `request_id`). Version 3 added the verified `caller` and `tenant`: a version 2 override was
+/// honoured for anyone sending an allowlisted header, so it is no label to learn from.
+pub const RECORD_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverrideRecord {
@@ -51,6 +53,11 @@ pub struct DecisionRecord {
     pub request_id: String,
     /// When the request headers arrived, milliseconds since the Unix epoch.
     pub start_ms: u64,
+    /// The caller the gateway verified (the config's `identity.caller`); null when anonymous.
+    /// Overrides are honoured only for a verified caller, so an override record always has one.
+    pub caller: Option<String>,
+    /// The tenant the gateway verified (`identity.tenant`); null when anonymous.
+    pub tenant: Option<String>,
     /// `openai_chat`, `openai_responses` or `anthropic_messages`.
     pub api: String,
     pub mode: Applied,
@@ -93,6 +100,7 @@ pub struct RecordStart<'a> {
     pub decision_id: Option<&'a str>,
     pub request_id: &'a str,
     pub start_ms: u64,
+    pub identity: Identity<'a>,
     pub api: &'a str,
     pub mode: Applied,
     pub decision_us: u64,
@@ -115,6 +123,8 @@ impl DecisionRecord {
             decision_id: start.decision_id.map(str::to_string),
             request_id: start.request_id.to_string(),
             start_ms: start.start_ms,
+            caller: start.identity.caller.map(str::to_string),
+            tenant: start.identity.tenant.map(str::to_string),
             api: start.api.to_string(),
             mode: start.mode,
             tier,

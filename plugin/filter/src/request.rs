@@ -14,8 +14,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType, Status};
 use std::rc::Rc;
 use triage_core::{
-    ApiFormat, Applied, Config, Decision, DecisionRecord, Endpoint, Escalation, FailOpen,
-    OverMaxBody, RecordStart, RequestHead, UsageReader,
+    identity_value, ApiFormat, Applied, Config, Decision, DecisionRecord, Endpoint, Escalation,
+    FailOpen, Identity, IdentitySource, OverMaxBody, RecordStart, RequestHead, UsageReader,
+    OWN_HEADER_PREFIX,
 };
 
 pub(crate) const TIER_HEADER: &str = "x-triage-tier";
@@ -24,8 +25,6 @@ const REASON_HEADER: &str = "x-triage-reason";
 const MODE_HEADER: &str = "x-triage-mode";
 /// The decision's random id, on the client's response only (the key its feedback names).
 pub(crate) const DECISION_ID_HEADER: &str = "x-triage-decision-id";
-/// Every header with this prefix belongs to triage; a client's copy is dropped.
-const OWN_HEADER_PREFIX: &str = "x-triage-";
 
 pub struct TriageRequest {
     pub(crate) context_id: u32,
@@ -63,8 +62,20 @@ pub(crate) struct PendingRequest {
     /// The request headers the decision reads (rules, override, escalation opt-outs), captured
     /// before any is stripped.
     pub(crate) decision_headers: Vec<(String, String)>,
+    /// What the gateway verified, read where the config says (never from a client-chosen header).
+    caller: Option<String>,
+    tenant: Option<String>,
     has_content_length: bool,
     body_size: usize,
+}
+
+impl PendingRequest {
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            caller: self.caller.as_deref(),
+            tenant: self.tenant.as_deref(),
+        }
+    }
 }
 
 /// A decided request, from the decision to the end of its response.
@@ -139,6 +150,24 @@ impl TriageRequest {
         }
     }
 
+    /// One identity attribute from where the gateway put it; None when absent or not a name.
+    fn verified(&self, source: Option<&IdentitySource>) -> Option<String> {
+        let source = source?;
+        let read = match source {
+            IdentitySource::Header(name) => host::header(MapType::HttpRequestHeaders, name),
+            IdentitySource::Metadata { .. } => {
+                host::property(&source.property_path().unwrap_or_default())
+            }
+        };
+        match read {
+            Ok(bytes) => identity_value(&bytes?),
+            Err(status) => {
+                self.warn(&format!("reading the identity {source:?}"), status);
+                None
+            }
+        }
+    }
+
     fn decision_headers(&self) -> Vec<(String, String)> {
         self.config
             .decision_header_names()
@@ -154,6 +183,7 @@ impl TriageRequest {
         decision_headers: Vec<(String, String)>,
         start_nanos: u64,
     ) -> PendingRequest {
+        let sources = self.config.identity_sources();
         PendingRequest {
             format: endpoint.format,
             respell_path: endpoint.path != client_path,
@@ -162,6 +192,8 @@ impl TriageRequest {
             request_id: self.request_header("x-request-id").unwrap_or_default(),
             start_nanos,
             decision_headers,
+            caller: self.verified(sources.caller.as_ref()),
+            tenant: self.verified(sources.tenant.as_ref()),
             has_content_length: self.request_header("content-length").is_some(),
             body_size: 0,
         }
@@ -197,6 +229,7 @@ impl TriageRequest {
             format: pending.format,
             path: &pending.path,
             headers: &pending.decision_headers,
+            identity: pending.identity(),
         };
         let mut decision = triage_core::decide(&self.config, &head, &body);
         let mut skipped = Vec::new();
@@ -345,6 +378,7 @@ impl TriageRequest {
             decision_id: pending.decision_id.as_deref(),
             request_id: &pending.request_id,
             start_ms: pending.start_nanos / 1_000_000,
+            identity: pending.identity(),
             api: pending.format.as_str(),
             mode: applied,
             decision_us: self.now_nanos().saturating_sub(started) / 1_000,

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         format,
         path: format.path(),
         headers: &[],
+        identity: triage_core::Identity::ANONYMOUS,
     };
     let decision = decide(config, &head, body);
     assert!(

@@ -66,6 +66,7 @@ pub fn judge(config: &Config, rows: &[Row]) -> Result<Vec<Judged>, EvalError> {
         format: ApiFormat::OpenAiChat,
         path: "/v1/chat/completions",
         headers: &[],
+        identity: triage_core::Identity::ANONYMOUS,
     };
     rows.iter()
         .map(|row| {

@@ -136,6 +136,7 @@ fn native_release(config: &str, client: &Client, chunks: &[&[u8]]) -> Option<usi
         format: client.format(),
         path: client.path,
         headers: &[],
+        identity: triage_core::Identity::ANONYMOUS,
     };
     let expect = triage_core::decide(&config, &head, client.body.as_bytes()).expect;
     let mut watch = StreamWatch::new(

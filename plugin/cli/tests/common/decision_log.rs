@@ -56,7 +56,7 @@ pub fn body(prompt: &str) -> Value {
 /// An enforced request served by `tier` with a 2xx answer and its body logged.
 pub fn record(id: &str, index: u64, tier: &str, prompt: &str) -> Value {
     json!({
-        "v": 2, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": 1_714_557_600_000u64 + index * 1_000,
+        "v": 3, "decision_id": format!("d-{id}"), "request_id": id, "start_ms": 1_714_557_600_000u64 + index * 1_000,
         "api": "openai_chat", "mode": "enforce", "tier": tier, "decided_tier": tier,
         "cause": "scored", "rule": null, "fail_open": null, "score": 0.1, "reasons": [],
         "requested_model": "auto", "model": tier, "override": null, "escalations": [],
@@ -92,7 +92,7 @@ pub fn log_and_feedback() -> (String, String) {
             }
             1 => with(
                 record,
-                json!({"cause": "override", "tier": "frontier", "decided_tier": "frontier",
+                json!({"cause": "override", "caller": "ops-console", "tier": "frontier", "decided_tier": "frontier",
                        "override": {"from": "small", "to": "frontier"}}),
             ),
             _ => with(

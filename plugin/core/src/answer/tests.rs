@@ -927,6 +927,7 @@ fn the_decision_carries_what_the_request_expects() {
             format: Chat,
             path: "/v1/chat/completions",
             headers: &[],
+            identity: crate::Identity::ANONYMOUS,
         };
         crate::decide(&config, &head, body.as_bytes())
     };

@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{header_name, ConfigError, RawHeader};
+use super::{header_name, ConfigError};
+use crate::identity::{Identity, IdentitySources};
 use crate::mode::Mode;
 use crate::pricing::Price;
 
@@ -18,7 +19,9 @@ pub(super) struct RawPrice {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOverride {
     header: Option<String>,
-    allow: Vec<RawHeader>,
+    callers: Option<Vec<String>>,
+    /// The header allowlist of earlier versions, refused with what replaces it.
+    allow: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -33,22 +36,21 @@ pub(super) struct RawUsage {
     request_stream_usage: Option<bool>,
 }
 
-/// Who may pick the tier with a header: only callers carrying one of the allowed header values.
+/// Who may pick the tier with a header: only the listed callers, as the gateway verified them
+/// (`identity.caller`); a header any client can send never makes one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Override {
     /// Lowercase.
     pub header: String,
-    /// (lowercase name, exact value); one match is enough.
-    pub allow: Vec<(String, String)>,
+    /// Verified caller names, matched exactly.
+    pub callers: Vec<String>,
 }
 
 impl Override {
-    pub(crate) fn allows(&self, headers: &[(String, String)]) -> bool {
-        self.allow.iter().any(|(name, value)| {
-            headers.iter().any(|(have_name, have_value)| {
-                have_name.eq_ignore_ascii_case(name) && have_value == value
-            })
-        })
+    pub(crate) fn allows(&self, identity: Identity) -> bool {
+        identity
+            .caller
+            .is_some_and(|caller| self.callers.iter().any(|allowed| allowed == caller))
     }
 }
 
@@ -100,8 +102,17 @@ pub(super) fn mode(mode: Option<&str>, canary_percent: Option<f64>) -> Result<Mo
 pub(super) fn override_policy(
     raw: Option<RawOverride>,
     route_header: &str,
+    identity: &IdentitySources,
 ) -> Result<Option<Override>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
+    if raw.allow.is_some() {
+        return Err(ConfigError::new(
+            "override.allow",
+            "is replaced by override.callers: a header any client can send is not an identity. \
+             Say in identity.caller where your gateway puts the verified caller (e.g. jwt_authn's \
+             payload in dynamic metadata) and list in override.callers who may override",
+        ));
+    }
     let header = header_name(
         "override.header",
         raw.header.as_deref().unwrap_or(DEFAULT_OVERRIDE_HEADER),
@@ -112,38 +123,27 @@ pub(super) fn override_policy(
             "must differ from route_header (the filter owns the routing header)",
         ));
     }
-    if raw.allow.is_empty() {
+    let callers = raw.callers.unwrap_or_default();
+    if callers.is_empty() {
         return Err(ConfigError::new(
-            "override.allow",
-            "must list at least one {name, value} that marks a caller allowed to override \
-             (without it every client could pick its own tier)",
+            "override.callers",
+            "must list at least one verified caller allowed to override (without it every \
+             client could pick its own tier)",
         ));
     }
-    let allow = raw
-        .allow
-        .into_iter()
-        .enumerate()
-        .map(|(index, allowed)| {
-            let path = format!("override.allow[{index}]");
-            if allowed.value.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{path}.value"),
-                    "must not be empty",
-                ));
-            }
-            Ok((
-                header_name(&format!("{path}.name"), &allowed.name)?,
-                allowed.value,
-            ))
-        })
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    if allow.iter().any(|(name, _)| *name == header) {
+    if let Some(index) = callers.iter().position(String::is_empty) {
         return Err(ConfigError::new(
-            "override.allow",
-            "must name a header other than the override header itself",
+            format!("override.callers[{index}]"),
+            "must not be empty",
         ));
     }
-    Ok(Some(Override { header, allow }))
+    if identity.caller.is_none() {
+        return Err(ConfigError::new(
+            "override.callers",
+            "needs identity.caller: where the gateway puts the caller it verified",
+        ));
+    }
+    Ok(Some(Override { header, callers }))
 }
 
 pub(super) fn record_body_bytes(raw: Option<RawRecord>) -> usize {

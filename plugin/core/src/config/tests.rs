@@ -240,8 +240,11 @@ fn operations_are_parsed() {
         br#"{"mode":"canary","canary_percent":12.5,
             "tiers":[{"name":"small","max_score":0.3,"price":{"input_per_mtok":0.15,"output_per_mtok":0.6}},
                      {"name":"big"}],
-            "override":{"header":"X-Pick-Tier","allow":[{"name":"X-Caller","value":"ops"}]},
-            "rules":[{"name":"r","when":{"header":{"name":"x-team","value":"a"}},"tier":"big"}],
+            "identity":{"caller":{"header":"X-Caller"},
+                        "tenant":{"metadata":{"namespace":"envoy.filters.http.jwt_authn","path":["jwt_payload","team"]}}},
+            "override":{"header":"X-Pick-Tier","callers":["ops"]},
+            "rules":[{"name":"r","when":{"header":{"name":"x-team","value":"a"}},"tier":"big"},
+                     {"name":"t","when":{"tenant":"legal"},"tier":"big"}],
             "record":{"request_body_bytes":4096},
             "usage":{"request_stream_usage":true}}"#,
     )
@@ -257,14 +260,22 @@ fn operations_are_parsed() {
     assert_eq!(config.price("big"), None);
     let policy = config.override_policy().unwrap();
     assert_eq!(policy.header, "x-pick-tier");
+    assert_eq!(policy.callers, vec!["ops".to_string()]);
     assert_eq!(
-        policy.allow,
-        vec![("x-caller".to_string(), "ops".to_string())]
+        config.identity_sources().caller,
+        Some(IdentitySource::Header("x-caller".into()))
+    );
+    assert_eq!(
+        config.identity_sources().tenant,
+        Some(IdentitySource::Metadata {
+            namespace: "envoy.filters.http.jwt_authn".into(),
+            path: vec!["jwt_payload".into(), "team".into()],
+        })
     );
     assert_eq!(
         config.decision_header_names(),
         vec!["x-team", "x-pick-tier", "x-caller"],
-        "the filter fetches the rule and override headers"
+        "the filter fetches the rule, override and identity headers"
     );
     assert_eq!(config.record_body_bytes(), 4096);
     assert!(config.request_stream_usage());
@@ -292,20 +303,61 @@ fn operations_errors_name_the_field() {
             "tiers[0].price: missing field `output_per_mtok`",
         ),
         (
-            r#"{"override":{"allow":[]}}"#,
-            "override.allow: must list at least one",
+            r#"{"override":{"allow":[{"name":"x-caller","value":"ops"}]}}"#,
+            "override.allow: is replaced by override.callers: a header any client can send",
         ),
         (
-            r#"{"override":{"header":"x-triage-route","allow":[{"name":"a","value":"b"}]}}"#,
+            r#"{"override":{"callers":[]}}"#,
+            "override.callers: must list at least one verified caller",
+        ),
+        (
+            r#"{"override":{"callers":["ops"]}}"#,
+            "override.callers: needs identity.caller",
+        ),
+        (
+            r#"{"identity":{"caller":{"header":"x-c"}},"override":{"callers":[""]}}"#,
+            "override.callers[0]: must not be empty",
+        ),
+        (
+            r#"{"identity":{"caller":{"header":"x-c"}},
+                "override":{"header":"x-triage-route","callers":["ops"]}}"#,
             "override.header: must differ from route_header",
         ),
         (
-            r#"{"override":{"allow":[{"name":"bad name","value":"b"}]}}"#,
-            "override.allow[0].name: \"bad name\" is not a valid header name",
+            r#"{"identity":{"caller":{"header":"bad name"}}}"#,
+            "identity.caller.header: \"bad name\" is not a valid header name",
         ),
         (
-            r#"{"override":{"allow":[{"name":"x-caller","value":""}]}}"#,
-            "override.allow[0].value: must not be empty",
+            r#"{"identity":{"tenant":{"header":"X-Triage-Team"}}}"#,
+            "identity.tenant.header: \"x-triage-team\" is a header triage owns",
+        ),
+        (
+            r#"{"identity":{"caller":{}}}"#,
+            "identity.caller: needs exactly one of metadata",
+        ),
+        (
+            r#"{"identity":{"caller":{"header":"x-c","metadata":{"namespace":"n","path":["a"]}}}}"#,
+            "identity.caller: needs exactly one of metadata",
+        ),
+        (
+            r#"{"identity":{"caller":{"metadata":{"namespace":"","path":["sub"]}}}}"#,
+            "identity.caller.metadata.namespace: must be a filter's metadata namespace",
+        ),
+        (
+            r#"{"identity":{"caller":{"metadata":{"namespace":"n","path":[]}}}}"#,
+            "identity.caller.metadata.path: must name 1 to 8 keys",
+        ),
+        (
+            r#"{"identity":{"caller":{"metadata":{"namespace":"n","path":["a","b\u0000c"]}}}}"#,
+            "identity.caller.metadata.path[1]: must be a non-empty key",
+        ),
+        (
+            r#"{"rules":[{"name":"r","when":{"tenant":"legal"},"tier":"frontier"}]}"#,
+            "rules[0].when.tenant: needs identity.tenant",
+        ),
+        (
+            r#"{"rules":[{"name":"r","when":{"caller":"ops"},"tier":"frontier"}]}"#,
+            "rules[0].when.caller: needs identity.caller",
         ),
         (
             r#"{"record":{"bodies":true}}"#,

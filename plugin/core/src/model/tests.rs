@@ -186,6 +186,7 @@ fn the_filter_path_and_the_training_inputs_agree() {
                 format,
                 path: "/",
                 headers: &[],
+                identity: crate::Identity::ANONYMOUS,
             };
             let decided = decide(&config, &head, body.as_bytes()).score.unwrap();
             assert!((decided - expected).abs() < 1e-12, "{cap} {body}");
@@ -617,6 +618,7 @@ fn model_thresholds_apply_when_the_config_sets_none() {
             format: ApiFormat::OpenAiChat,
             path: "/",
             headers: &[],
+            identity: crate::Identity::ANONYMOUS,
         };
         let decision = decide(
             &config,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::identity::Identity;
 use crate::model::Model;
 
 const CHAT: &str = "/v1/chat/completions";
@@ -8,6 +9,7 @@ fn head(format: ApiFormat) -> RequestHead<'static> {
         format,
         path: CHAT,
         headers: &[],
+        identity: crate::Identity::ANONYMOUS,
     }
 }
 
@@ -452,10 +454,23 @@ fn decide_never_panics_on_prefixes_and_noise() {
     }
 }
 
-const OVERRIDE: &str = r#""override":{"allow":[{"name":"x-caller","value":"ops-console"}]},
-    "rules":[{"name":"legal","when":{"header":{"name":"x-team","value":"legal"}},"tier":"frontier"}],"#;
+const OVERRIDE: &str = r#""identity":{
+        "caller":{"metadata":{"namespace":"envoy.filters.http.jwt_authn","path":["jwt_payload","sub"]}},
+        "tenant":{"metadata":{"namespace":"envoy.filters.http.jwt_authn","path":["jwt_payload","team"]}}},
+    "override":{"callers":["ops-console"]},
+    "rules":[{"name":"legal","when":{"tenant":"legal"},"tier":"frontier"}],"#;
 
-fn with_headers(headers: &[(&str, &str)], body: &[u8], config: &Config) -> Decision {
+const OPS: Identity = Identity {
+    caller: Some("ops-console"),
+    tenant: None,
+};
+
+fn with_headers(
+    headers: &[(&str, &str)],
+    identity: Identity,
+    body: &[u8],
+    config: &Config,
+) -> Decision {
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -464,6 +479,7 @@ fn with_headers(headers: &[(&str, &str)], body: &[u8], config: &Config) -> Decis
         format: ApiFormat::OpenAiChat,
         path: CHAT,
         headers: &headers,
+        identity,
     };
     decide(config, &head, body)
 }
@@ -472,17 +488,10 @@ fn with_headers(headers: &[(&str, &str)], body: &[u8], config: &Config) -> Decis
 fn allowed_callers_override_automatic_decisions() {
     let config = hand_set_config(OVERRIDE);
     let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
-    let auto = with_headers(&[], &easy, &config);
+    let auto = with_headers(&[], Identity::ANONYMOUS, &easy, &config);
     assert_eq!(auto.tier, "small");
 
-    let overridden = with_headers(
-        &[
-            ("x-triage-override", "frontier"),
-            ("x-caller", "ops-console"),
-        ],
-        &easy,
-        &config,
-    );
+    let overridden = with_headers(&[("x-triage-override", "frontier")], OPS, &easy, &config);
     assert_eq!(overridden.tier, "frontier");
     assert_eq!(overridden.model.as_deref(), Some("o3"));
     assert_eq!(
@@ -495,15 +504,11 @@ fn allowed_callers_override_automatic_decisions() {
     assert_eq!(overridden.reason_header(), "override: small->frontier");
 
     // A rule's decision is automatic too: the override names the rule's tier as its origin.
-    let by_rule = with_headers(
-        &[
-            ("x-team", "legal"),
-            ("X-Triage-Override", "small"),
-            ("x-caller", "ops-console"),
-        ],
-        &easy,
-        &config,
-    );
+    let legal_ops = Identity {
+        tenant: Some("legal"),
+        ..OPS
+    };
+    let by_rule = with_headers(&[("X-Triage-Override", "small")], legal_ops, &easy, &config);
     assert_eq!(by_rule.tier, "small");
     assert_eq!(
         by_rule.cause,
@@ -514,33 +519,93 @@ fn allowed_callers_override_automatic_decisions() {
 }
 
 #[test]
+fn identity_rules_match_only_the_verified_tenant_or_caller() {
+    let config = hand_set_config(
+        r#""identity":{"caller":{"header":"x-gw-caller"},"tenant":{"header":"x-gw-team"}},
+        "rules":[{"name":"legal","when":{"tenant":"legal"},"tier":"frontier"},
+                 {"name":"batch-job","when":{"caller":"nightly"},"tier":"small"}],"#,
+    );
+    let hard = chat_body(
+        Some("auto"),
+        "Prove that the algorithm terminates, step by step.",
+    );
+    let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
+    let legal = Identity {
+        caller: Some("alice"),
+        tenant: Some("legal"),
+    };
+    assert_eq!(
+        with_headers(&[], legal, &easy, &config).cause,
+        Cause::Rule("legal".into())
+    );
+    let nightly = Identity {
+        caller: Some("nightly"),
+        tenant: None,
+    };
+    assert_eq!(
+        with_headers(&[], nightly, &hard, &config).cause,
+        Cause::Rule("batch-job".into())
+    );
+    // The rule reads the verified identity the filter hands over, never a header of the request:
+    // a client's own copy of the identity header matches nothing.
+    let forged = with_headers(
+        &[("x-gw-team", "legal"), ("x-gw-caller", "nightly")],
+        Identity::ANONYMOUS,
+        &easy,
+        &config,
+    );
+    assert_eq!(forged.cause, Cause::Scored);
+    let other = Identity {
+        caller: Some("Nightly"),
+        tenant: Some("Legal"),
+    };
+    assert_eq!(
+        with_headers(&[], other, &easy, &config).cause,
+        Cause::Scored,
+        "identity values match exactly"
+    );
+}
+
+#[test]
 fn overrides_from_other_callers_or_to_unknown_tiers_are_ignored() {
     let config = hand_set_config(OVERRIDE);
     let easy = chat_body(Some("auto"), "Translate 'good morning' to French.");
-    let auto = with_headers(&[], &easy, &config);
-    for headers in [
-        vec![("x-triage-override", "frontier")],
-        vec![("x-triage-override", "frontier"), ("x-caller", "someone")],
-        vec![("x-triage-override", "ultra"), ("x-caller", "ops-console")],
+    let auto = with_headers(&[], Identity::ANONYMOUS, &easy, &config);
+    let someone = Identity {
+        caller: Some("someone"),
+        tenant: Some("ops-console"),
+    };
+    for (headers, identity) in [
+        (vec![("x-triage-override", "frontier")], Identity::ANONYMOUS),
+        (
+            vec![
+                ("x-triage-override", "frontier"),
+                ("x-caller", "ops-console"),
+            ],
+            Identity::ANONYMOUS,
+        ),
+        (vec![("x-triage-override", "frontier")], someone),
+        (vec![("x-triage-override", "ultra")], OPS),
     ] {
-        assert_eq!(with_headers(&headers, &easy, &config), auto, "{headers:?}");
+        assert_eq!(
+            with_headers(&headers, identity, &easy, &config),
+            auto,
+            "{headers:?} {identity:?}"
+        );
     }
     // No override section: the header means nothing.
     let plain = hand_set_config("");
-    let headers = [
-        ("x-triage-override", "frontier"),
-        ("x-caller", "ops-console"),
-    ];
-    assert_eq!(with_headers(&headers, &easy, &plain).tier, "small");
+    let headers = [("x-triage-override", "frontier")];
+    assert_eq!(with_headers(&headers, OPS, &easy, &plain).tier, "small");
 }
 
 #[test]
 fn overrides_do_not_touch_pinned_models_or_fail_opens() {
     let config = hand_set_config(OVERRIDE);
-    let headers = [("x-triage-override", "small"), ("x-caller", "ops-console")];
-    let pinned = with_headers(&headers, &chat_body(Some("gpt-4o"), "hi"), &config);
+    let headers = [("x-triage-override", "small")];
+    let pinned = with_headers(&headers, OPS, &chat_body(Some("gpt-4o"), "hi"), &config);
     assert_eq!(pinned.cause, Cause::ExplicitModel);
-    let broken = with_headers(&headers, b"{not json", &config);
+    let broken = with_headers(&headers, OPS, b"{not json", &config);
     assert_eq!(broken.cause, Cause::FailOpen(FailOpen::InvalidJson));
 }
 

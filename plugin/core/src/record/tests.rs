@@ -21,6 +21,10 @@ fn start(mode: Applied, body: Option<&[u8]>) -> RecordStart<'_> {
         decision_id: Some("6f1c2a4e-0b7d-4f3e-9a51-2c8d7e6b5a40"),
         request_id: "req-1",
         start_ms: 1_700_000_000_000,
+        identity: crate::Identity {
+            caller: Some("ops-console"),
+            tenant: None,
+        },
         api: "openai_chat",
         mode,
         decision_us: 42,
@@ -36,6 +40,7 @@ fn decided(config: &Config) -> Decision {
         format: ApiFormat::OpenAiChat,
         path: "/v1/chat/completions",
         headers: &[],
+        identity: crate::Identity::ANONYMOUS,
     };
     decide(config, &head, BODY)
 }
@@ -135,8 +140,8 @@ fn round_trips_with_every_field_present() {
     let line = record.to_json();
     assert!(!line.contains('\n'));
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(json.as_object().unwrap().len(), 24, "fixed schema: {line}");
-    assert_eq!(json["v"], 2);
+    assert_eq!(json.as_object().unwrap().len(), 26, "fixed schema: {line}");
+    assert_eq!(json["v"], 3);
     assert_eq!(json["decision_id"], "6f1c2a4e-0b7d-4f3e-9a51-2c8d7e6b5a40");
     assert_eq!(json["request_id"], "req-1");
     assert_eq!(json["override"]["from"], "small");
@@ -203,4 +208,24 @@ fn a_record_without_a_decision_id_says_null() {
     let json: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
     assert!(json["decision_id"].is_null(), "{json}");
     assert_eq!(json["request_id"], "req-1");
+}
+
+#[test]
+fn the_verified_identity_is_recorded_and_anonymous_is_null() {
+    let config = config();
+    let decision = decided(&config);
+    let verified = DecisionRecord::new(&config, &decision, start(Applied::Enforce, None));
+    let json: serde_json::Value = serde_json::from_str(&verified.to_json()).unwrap();
+    assert_eq!(json["caller"], "ops-console");
+    assert!(json["tenant"].is_null(), "{json}");
+    assert_eq!(json["v"], 3);
+
+    let mut anonymous = start(Applied::Enforce, None);
+    anonymous.identity = crate::Identity::ANONYMOUS;
+    let record = DecisionRecord::new(&config, &decision, anonymous);
+    let json: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
+    assert!(
+        json["caller"].is_null() && json["tenant"].is_null(),
+        "{json}"
+    );
 }

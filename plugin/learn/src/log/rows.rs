@@ -4,7 +4,10 @@
 //! Tiers are ordered cheapest first, and a tier that answers well is assumed to have dearer tiers that
 //! would too. The first rule that applies labels a record, strongest first:
 //! 1. feedback names the correct tier C: tiers cheaper than C quality 0, C and dearer 1;
-//! 2. an override {from, to} with from != to: a caller corrected triage, `to` is taken as C;
+//! 2. an override {from, to} with from != to: a caller corrected triage, `to` is taken as C. Only
+//!    a caller the gateway verified (the record's `caller`) teaches the router; a record with an
+//!    override and no verified caller is skipped whole, since whoever forged the override also
+//!    chose the tier that served it;
 //! 3. escalations for a weak answer that ended in a 2xx answer: every tier up to the dearest one
 //!    escalated from failed (0), the final `to` and dearer tiers answer (1), tiers skipped in between
 //!    are unknown. A step for a tier that was down (refused, reset, timed out, 429, 5xx) or skipped by
@@ -64,6 +67,7 @@ pub enum SkipReason {
     NoSuccess,
     NoLabelInformation,
     Unpriced,
+    UnverifiedOverride,
 }
 
 impl SkipReason {
@@ -77,6 +81,7 @@ impl SkipReason {
                 "without label information (cheapest or dearest tier unknown)"
             }
             SkipReason::Unpriced => "with a tier neither the config nor the record prices",
+            SkipReason::UnverifiedOverride => "with an override from no verified caller",
         }
     }
 }
@@ -119,6 +124,8 @@ pub fn label(
             rule: LabelRule::Feedback,
             quality: good_from(rank(tiers, correct)?, tiers.len()),
         }
+    } else if record.override_.is_some() && record.caller.is_none() {
+        return Err(SkipReason::UnverifiedOverride);
     } else if let Some(corrected) = record
         .override_
         .as_ref()

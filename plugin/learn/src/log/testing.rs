@@ -45,6 +45,8 @@ pub fn record(id: &str, start_ms: u64, tier: &str) -> DecisionRecord {
         decision_id: Some(decision_id(id)),
         request_id: id.to_string(),
         start_ms,
+        caller: None,
+        tenant: None,
         api: "openai_chat".to_string(),
         mode: Applied::Enforce,
         tier: tier.to_string(),

@@ -39,28 +39,33 @@ fn lines_that_are_not_records_are_skipped_and_counted() {
 #[test]
 fn a_record_of_another_version_is_an_error_naming_its_line() {
     let good = record("a", 1_000, "small").to_json();
-    let newer = good.replacen(r#""v":2"#, r#""v":3"#, 1);
+    let newer = good.replacen(r#""v":3"#, r#""v":4"#, 1);
     assert_ne!(good, newer);
     let error = parse(&format!("-\n{good}\n{newer}\n")).unwrap_err();
     assert_eq!(error.line, 3);
     assert!(
         error
             .to_string()
-            .starts_with("access.log:3: decision record version 3, this triage reads version 2"),
+            .starts_with("access.log:3: decision record version 4, this triage reads version 3"),
         "{error}"
     );
 
-    let not_a_number = good.replacen(r#""v":2"#, r#""v":"2""#, 1);
+    let not_a_number = good.replacen(r#""v":3"#, r#""v":"3""#, 1);
     assert_eq!(parse(&not_a_number).unwrap_err().line, 1);
 
-    let older = good.replacen(r#""v":2"#, r#""v":1"#, 1);
-    let error = parse(&older).unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .starts_with("access.log:1: decision record version 1, this triage reads version 2"),
-        "a version-1 log (keyed on client request ids) is refused: {error}"
-    );
+    for (older, why) in [
+        (1, "keyed on client request ids"),
+        (2, "overrides honoured for a header any client could send"),
+    ] {
+        let line = good.replacen(r#""v":3"#, &format!(r#""v":{older}"#), 1);
+        let error = parse(&line).unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "access.log:1: decision record version {older}, this triage reads version 3"
+            )),
+            "a version-{older} log ({why}) is refused: {error}"
+        );
+    }
 
     let broken = good.replacen(r#""tier":"small""#, r#""tier":7"#, 1);
     let error = parse(&format!("{good}\n{broken}")).unwrap_err();

@@ -15,6 +15,7 @@ fn known(qualities: [f64; 3]) -> Vec<Option<f64>> {
 fn overridden(from: &str, to: &str) -> DecisionRecord {
     let mut record = record("o", 0, to);
     record.cause = "override".into();
+    record.caller = Some("ops-console".into());
     record.decided_tier = to.into();
     record.override_ = Some(OverrideRecord {
         from: from.into(),
@@ -51,6 +52,25 @@ fn feedback_names_the_cheapest_tier_that_answers() {
     failed.status = Some(503);
     let labelled = label(&failed, Some("small"), &TIERS).unwrap();
     assert_eq!(labelled.quality, known([1.0, 1.0, 1.0]));
+}
+
+#[test]
+fn an_override_teaches_only_from_a_verified_caller() {
+    let verified = overridden("mid", "small");
+    let labelled = label(&verified, None, &TIERS).unwrap();
+    assert_eq!(labelled.rule, LabelRule::Override);
+    assert_eq!(labelled.quality, known([1.0, 1.0, 1.0]));
+
+    let mut forged = verified;
+    forged.caller = None;
+    assert_eq!(
+        label(&forged, None, &TIERS),
+        Err(SkipReason::UnverifiedOverride),
+        "neither the override nor the tier it forced is a label"
+    );
+    // The operator's own feedback still labels the request.
+    let labelled = label(&forged, Some("mid"), &TIERS).unwrap();
+    assert_eq!(labelled.rule, LabelRule::Feedback);
 }
 
 #[test]
