@@ -6,7 +6,7 @@
 
 use triage_e2e::auth;
 use triage_e2e::bodies::{self, CHAT, TRIVIAL};
-use triage_e2e::{plugin_config, Request, Response, Stack, TIERS};
+use triage_e2e::{plugin_config, Request, Response, Stack, StackOptions, TIERS};
 
 /// The headers OpenAI SDKs (`Authorization: Bearer`) and Anthropic SDKs (`x-api-key`) send their key in.
 const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
@@ -44,10 +44,13 @@ fn assert_served_without_credentials(stack: &Stack, response: &Response) {
     );
 }
 
-/// Sent in either header, `token` gets `status` from Envoy naming `reason`, and no tier receives
-/// anything.
+/// Sent in either header to a triage stack with the shipped config, `token` gets `status` from
+/// Envoy naming `reason`, and no tier receives anything.
 fn assert_refused(token: &str, status: u16, reason: &str) {
-    let stack = shipped_stack();
+    assert_refused_by(&shipped_stack(), token, status, reason);
+}
+
+fn assert_refused_by(stack: &Stack, token: &str, status: u16, reason: &str) {
     for request in [with_bearer(token), with_api_key(token)] {
         let response = stack.send(&request);
         assert_eq!(
@@ -122,4 +125,18 @@ fn a_provider_api_key_in_place_of_a_token_is_refused() {
         401,
         "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
     );
+}
+
+#[test]
+fn the_baseline_stack_authenticates_callers_too() {
+    // The baseline is what triage's overhead is measured against: it carries the same auth cost.
+    let stack = Stack::start_with(StackOptions::baseline());
+    assert_refused_by(
+        &stack,
+        &auth::forged_token("alice"),
+        401,
+        "Jwt verification fails",
+    );
+    let response = stack.send(&with_bearer(&auth::token("alice", None)));
+    assert_served_without_credentials(&stack, &response);
 }
