@@ -52,13 +52,36 @@ fn mint(sub: &str, options: &[&OsStr]) -> String {
     run_tokens_script(&args).trim().to_owned()
 }
 
+const KEY_DIR_PREFIX: &str = "triage-e2e-keys-";
+
 fn key_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("triage-e2e-{}-keys", std::process::id()));
+        remove_key_dirs_of_exited_processes();
+        let dir = std::env::temp_dir().join(format!("{KEY_DIR_PREFIX}{}", std::process::id()));
         run_tokens_script(&["keys".as_ref(), dir.as_os_str()]);
         dir
     })
+}
+
+/// A test process has no exit hook to remove its key directory, so the next one removes those whose
+/// process is gone (no `/proc/<pid>`).
+fn remove_key_dirs_of_exited_processes() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(KEY_DIR_PREFIX))
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What an attacker signs with: an RSA key unrelated to the JWKS.
