@@ -2,9 +2,9 @@
 # Renders the Envoy config of one flavour to stdout:
 #   render.sh triage|baseline
 # Placeholders take the value of the environment variable of the same name (LISTEN_PORT, ADMIN_PORT,
-# SMALL_PORT, MID_PORT, FRONTIER_PORT, ACCESS_LOG, and for triage WASM_PATH and PLUGIN_CONFIG), or the
-# contents of the file named by <NAME>_FILE (a config embedding a model is larger than one environment
-# variable may be).
+# SMALL_PORT, MID_PORT, FRONTIER_PORT, ACCESS_LOG, JWKS_PATH (the gateway's public keys, made by
+# envoy/auth/tokens.py keys), and for triage WASM_PATH and PLUGIN_CONFIG), or the contents of the file
+# named by <NAME>_FILE (a config embedding a model is larger than one environment variable may be).
 # Rules (envoy/e2e/src/render.rs applies the same ones):
 #   1. the line ${HTTP_FILTERS} becomes envoy/filters/<flavour>.yaml.in;
 #   2. every ${NAME} becomes its value with ' doubled and line breaks turned into spaces, as every

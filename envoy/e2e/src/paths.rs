@@ -1,4 +1,4 @@
-//! Where the repository, Envoy and the filter's .wasm are.
+//! Where the repository, Envoy, the filter's .wasm and the token script are.
 
 use std::path::PathBuf;
 
@@ -29,6 +29,20 @@ pub fn fault_injection_wasm() -> PathBuf {
         repo_root().join("target/fault-injection/wasm32-wasip1/release/triage.wasm"),
         "the fault-injection build of the triage filter (.wasm)",
     )
+}
+
+/// `TRIAGE_PYTHON`, else `<repo>/.venv/bin/python3` (where `envoy/setup.sh` installs PyJWT).
+pub fn venv_python() -> PathBuf {
+    existing(
+        "TRIAGE_PYTHON",
+        repo_root().join(".venv/bin/python3"),
+        "the Python that runs envoy/auth/tokens.py",
+    )
+}
+
+/// `<repo>/envoy/auth/tokens.py`: the gateway's test keys and caller tokens.
+pub fn tokens_script() -> PathBuf {
+    repo_root().join("envoy/auth/tokens.py")
 }
 
 fn existing(variable: &str, default: PathBuf, what: &str) -> PathBuf {

@@ -34,13 +34,15 @@ pub struct Ports {
     pub frontier: u16,
 }
 
-/// `wasm` is needed by the triage flavour only; `access_log` is where Envoy writes decision records.
+/// `wasm` is needed by the triage flavour only; `access_log` is where Envoy writes decision records;
+/// `jwks` holds the keys the gateway's `jwt_authn` filter verifies caller tokens with.
 pub fn render(
     flavour: Flavour,
     ports: Ports,
     wasm: Option<&Path>,
     plugin_config: &str,
     access_log: &Path,
+    jwks: &Path,
 ) -> String {
     let envoy_dir = repo_root().join("envoy");
     let stack = read(&envoy_dir.join("envoy.yaml.in"));
@@ -54,6 +56,7 @@ pub fn render(
         ("FRONTIER_PORT", ports.frontier.to_string()),
         ("PLUGIN_CONFIG", plugin_config.to_owned()),
         ("ACCESS_LOG", access_log.display().to_string()),
+        ("JWKS_PATH", jwks.display().to_string()),
     ]);
     if let Some(wasm) = wasm {
         values.insert("WASM_PATH", wasm.display().to_string());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mock_llm::{MockServer, Received};
 use serde_json::Value;
 
+use crate::auth::jwks_path;
 use crate::http::{Connection, Request, Response};
 use crate::paths::{envoy_binary, fault_injection_wasm, filter_wasm};
 use crate::render::{render, Flavour, Ports};
@@ -394,6 +395,7 @@ fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
         wasm.as_deref(),
         &options.plugin_config,
         &dir.join(ACCESS_LOG),
+        &jwks_path(),
     );
     for (from, to) in &options.config_edits {
         assert!(
