@@ -11,6 +11,7 @@ side-by-side table of the shipped and the retrained model.
     loop.py same-traffic SENT PHASE LOG CONFIG SHIPPED   the phase's requests priced at both models' tiers
 """
 import json
+import os
 import sys
 
 # The simulated reviewer's rule: the cheapest tier that should answer a prompt of this kind. The kind is
@@ -56,7 +57,8 @@ def plan(prompts_path, phase):
             continue
         kind = prompt["kind"]
         if kind in CONSOLE_KINDS:
-            headers = ["x-gateway-caller: ops-console", f"x-triage-override: {CORRECT_TIER[kind]}"]
+            headers = [f"authorization: Bearer {os.environ['CONSOLE_TOKEN']}",
+                       f"x-triage-override: {CORRECT_TIER[kind]}"]
             print("\t".join([prompt["id"], kind, "console", *headers]))
         else:
             print("\t".join([prompt["id"], kind, "app"]))

@@ -102,6 +102,10 @@ step "build the CLI; start the stack (envoy/stack.sh up builds the filter and th
 cargo build --quiet --release -p triage-cli
 trap stack_down EXIT
 envoy/stack.sh up
+# The ops console's caller token, verified by the stack's jwt_authn (its keys outlive restarts): only
+# a verified caller listed in the config's override.callers may override.
+CONSOLE_TOKEN="$(.venv/bin/python3 envoy/auth/tokens.py token "envoy/.run/$TRIAGE_LISTEN_PORT/auth" --sub ops-console)"
+export CONSOLE_TOKEN
 sent=0
 loop bodies "$prompts" "$out/bodies"
 printf 'phase\tprompt\tkind\tstream\tdecision_id\ttier\tscore\tescalated\treason\n' >"$out/sent.tsv"

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use triage_core::{Applied, Mode};
+use triage_e2e::auth;
 use triage_e2e::bodies::{self, CHAT, MESSAGES, NEUTRAL, RESPONSES, TRIVIAL};
 use triage_e2e::check::upstream_header;
 use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
 use triage_e2e::{Request, Response, Scrape, Stack, StackOptions, TIERS};
 
-const CALLER_HEADER: &str = "x-gateway-caller";
+/// The caller the shipped config lets override, as a token the stack's `jwt_authn` verifies.
 const ALLOWED_CALLER: &str = "ops-console";
 const OVERRIDE_HEADER: &str = "x-triage-override";
 
@@ -154,8 +155,11 @@ fn metrics_and_records_add_up_to_the_traffic_sent() {
     let stack = Stack::start(&config);
     let trivial = bodies::chat(Some("auto"), TRIVIAL);
     let allowed = [
-        (CALLER_HEADER, ALLOWED_CALLER),
-        (OVERRIDE_HEADER, "frontier"),
+        (
+            "authorization",
+            format!("Bearer {}", auth::token(ALLOWED_CALLER, None)),
+        ),
+        (OVERRIDE_HEADER, "frontier".to_owned()),
     ];
     let requests = vec![
         forced(CHAT, bodies::chat(Some("auto"), NEUTRAL), "small"),
@@ -324,7 +328,7 @@ fn metrics_and_records_add_up_to_the_traffic_sent() {
         let record = &records[&decision_id(response)];
         assert_eq!(record["request_id"], request_id(response).as_str());
         let (tier, cause) = decided(response);
-        assert_eq!(record["v"], 2);
+        assert_eq!(record["v"], triage_core::RECORD_VERSION);
         assert_eq!(record["mode"], "enforce");
         assert_eq!(record["tier"], tier.as_str(), "{record}");
         assert_eq!(record["decided_tier"], tier.as_str());

@@ -2,6 +2,7 @@
 //! upstream gets the tier's model in an otherwise unchanged body.
 
 use serde_json::Value;
+use triage_e2e::auth;
 use triage_e2e::bodies::{self, CHAT, MESSAGES, NEUTRAL, RESPONSES, TRIVIAL};
 use triage_e2e::check::{answered_model, routed, upstream_header};
 use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
@@ -179,10 +180,11 @@ fn shipped_proof_rule_sends_proofs_to_frontier() {
 }
 
 #[test]
-fn shipped_header_rule_sends_the_legal_team_to_frontier() {
+fn shipped_tenant_rule_sends_the_verified_legal_team_to_frontier() {
     let stack = Stack::start(&plugin_config::shipped());
-    let request =
-        Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL)).header("X-Team", "legal");
+    let token = auth::token("carol", Some("legal"));
+    let request = Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL))
+        .header("authorization", &format!("Bearer {token}"));
     let response = stack.send(&request);
     routed(
         &stack,

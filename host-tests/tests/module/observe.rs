@@ -1175,7 +1175,7 @@ fn each_decision_gets_a_fresh_random_id_whatever_the_client_sends() {
     assert!(!ids.contains(&forged), "{ids:?}");
     for outcome in &outcomes {
         assert_eq!(outcome.record.request_id, "one-id-for-both");
-        assert_eq!(outcome.record_json["v"], 2);
+        assert_eq!(outcome.record_json["v"], triage_core::RECORD_VERSION);
     }
     assert_no_warnings(&host);
 }
