@@ -10,7 +10,7 @@ use triage_learn::calibrate::{self, Target, THRESHOLD_QUANTILES_DEFAULT};
 use triage_learn::dataset::Row;
 use triage_learn::enough::LabelCounts;
 
-use crate::train::{command_line, log_sources, read_sources};
+use crate::train::{command_line, label_rule, log_sources, read_sources};
 
 #[derive(clap::Args, Debug)]
 #[command(group(
@@ -37,6 +37,9 @@ pub struct CalibrateArgs {
     /// row keyed on a "request_id" labels only a record that id names alone).
     #[arg(long, num_args = 1.., requires = "from_log")]
     feedback: Vec<PathBuf>,
+    /// The label rules --from-log learns from, as for `triage train` (all by default).
+    #[arg(long, value_delimiter = ',', value_parser = label_rule, requires = "from_log")]
+    label_rules: Vec<triage_learn::log::rows::LabelRule>,
     /// max-top-share=X (share of top-tier calls <= X), max-cost=X (mean cost <= X × always-top-tier)
     /// or min-quality=X (mean quality >= X × always-top-tier).
     #[arg(long)]
@@ -91,7 +94,12 @@ pub fn run(args: CalibrateArgs) -> Result<bool, String> {
                 "--from-log needs --base-config, the plugin config the log was made with".into(),
             );
         };
-        sources.extend(log_sources(&args.from_log, &args.feedback, config)?);
+        sources.extend(log_sources(
+            &args.from_log,
+            &args.feedback,
+            &args.label_rules,
+            config,
+        )?);
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut scores = Vec::new();

@@ -10,7 +10,7 @@ use triage_core::Config;
 use triage_learn::adapt::{self, CurveOptions};
 use triage_learn::calibrate::Target;
 use triage_learn::dataset::read_rows;
-use triage_learn::log::rows::rows_from_logs;
+use triage_learn::log::rows::{rows_from_logs_by, LabelRule};
 use triage_learn::train::{self, Source, TrainOptions};
 
 use crate::report::{read_config, read_log_and_feedback};
@@ -33,6 +33,11 @@ pub struct TrainArgs {
     /// Plugin config (JSON) the log was made with: its tiers, cheapest first, and their prices.
     #[arg(long, requires = "from_log")]
     config: Option<PathBuf>,
+    /// The label rules --from-log learns from, comma-separated (feedback, override, escalation,
+    /// served; all by default). `feedback,override` keeps only what the operator and verified
+    /// callers said, never labels a client can provoke; a record whose rule is left out is skipped.
+    #[arg(long, value_delimiter = ',', value_parser = label_rule, requires = "from_log")]
+    label_rules: Vec<LabelRule>,
     /// Where to write the model file (JSON).
     #[arg(long, required_unless_present = "learning_curve")]
     out: Option<PathBuf>,
@@ -162,16 +167,31 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
         .collect()
 }
 
+/// `--label-rules`' values.
+pub fn label_rule(name: &str) -> Result<LabelRule, String> {
+    LabelRule::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = LabelRule::ALL.iter().map(|rule| rule.name()).collect();
+        format!("{name:?} is not one of {}", names.join(", "))
+    })
+}
+
 /// The rows of decision logs (made with `config`), one source per log file, labelled with the
-/// feedback files too; prints how many rows each label rule gave, the records skipped and why, and
-/// the feedback rows matching no record or several (those label nothing).
+/// feedback files too, by the label `rules` (all when empty); prints how many rows each label rule
+/// gave, the records skipped and why, and the feedback rows matching no record or several (those
+/// label nothing).
 pub fn log_sources(
     logs: &[PathBuf],
     feedback: &[PathBuf],
+    rules: &[LabelRule],
     config: &Config,
 ) -> Result<Vec<Source>, String> {
     let (logs, graded) = read_log_and_feedback(logs, feedback, config)?;
-    let from_log = rows_from_logs(&logs, &graded, config)?;
+    let rules = if rules.is_empty() {
+        &LabelRule::ALL[..]
+    } else {
+        rules
+    };
+    let from_log = rows_from_logs_by(&logs, &graded, config, rules)?;
     print!("{}", from_log.summary());
     if !feedback.is_empty() {
         println!("feedback: {}", from_log.feedback.describe());
@@ -220,7 +240,12 @@ pub fn run(args: TrainArgs) -> Result<bool, String> {
     let mut sources = read_sources(&args.data)?;
     if !args.from_log.is_empty() {
         let config = read_config(args.config.as_deref())?;
-        sources.extend(log_sources(&args.from_log, &args.feedback, &config)?);
+        sources.extend(log_sources(
+            &args.from_log,
+            &args.feedback,
+            &args.label_rules,
+            &config,
+        )?);
     }
     let curve = args.learning_curve.as_ref().map(|source| {
         let defaults = CurveOptions::new(&source.display().to_string());

@@ -225,3 +225,35 @@ fn feedback_matching_no_record_or_several_is_counted_and_labels_nothing() {
         "{report}"
     );
 }
+
+#[test]
+fn label_rules_keep_only_the_trusted_labels_and_refuse_unknown_names() {
+    let dir = TempDir::new("calibrate-log-rules");
+    write_log(&dir);
+    let trusted = ["--label-rules", "feedback,override"];
+    let output = calibrate(&dir, "max-top-share=0.5", "trusted.json", &trusted);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(
+        report.starts_with(
+            "from the log: 12 rows of 35 records (2 lines not records); by label rule: \
+             feedback 8, override 4, escalation 0, served 0\n"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("16 labelled only by a rule left out (--label-rules)"),
+        "{report}"
+    );
+    let output = calibrate(
+        &dir,
+        "max-top-share=0.5",
+        "never.json",
+        &["--label-rules", "feedback,verified"],
+    );
+    assert_fails(
+        &output,
+        2,
+        "\"verified\" is not one of feedback, override, escalation, served",
+    );
+}

@@ -57,6 +57,10 @@ impl LabelRule {
             LabelRule::Served => "served",
         }
     }
+
+    pub fn from_name(name: &str) -> Option<LabelRule> {
+        LabelRule::ALL.into_iter().find(|rule| rule.name() == name)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +72,7 @@ pub enum SkipReason {
     NoLabelInformation,
     Unpriced,
     UnverifiedOverride,
+    RuleNotUsed,
 }
 
 impl SkipReason {
@@ -82,6 +87,7 @@ impl SkipReason {
             }
             SkipReason::Unpriced => "with a tier neither the config nor the record prices",
             SkipReason::UnverifiedOverride => "with an override from no verified caller",
+            SkipReason::RuleNotUsed => "labelled only by a rule left out (--label-rules)",
         }
     }
 }
@@ -308,6 +314,18 @@ pub fn rows_from_logs(
     feedback: &Feedback,
     config: &Config,
 ) -> Result<FromLog, String> {
+    rows_from_logs_by(logs, feedback, config, &LabelRule::ALL)
+}
+
+/// [`rows_from_logs`] with only the label rules in `rules`: an operator who does not trust labels
+/// a client can provoke (escalations and quiet answers) keeps feedback and verified overrides alone.
+/// A record whose strongest rule is left out is skipped, not labelled by a weaker one.
+pub fn rows_from_logs_by(
+    logs: &[DecisionLog],
+    feedback: &Feedback,
+    config: &Config,
+    rules: &[LabelRule],
+) -> Result<FromLog, String> {
     check_tier_names(&config.tier_names())?;
     let mut from_log = FromLog {
         feedback: feedback.join(logs.iter().flat_map(|log| &log.records)),
@@ -321,6 +339,9 @@ pub fn rows_from_logs(
             let correct_tier = from_log.feedback.correct_tier(index);
             index += 1;
             match row(record, &source, correct_tier, config) {
+                Ok((_, rule)) if !rules.contains(&rule) => {
+                    *from_log.skipped.entry(SkipReason::RuleNotUsed).or_default() += 1
+                }
                 Ok((row, rule)) => {
                     rows.push(row);
                     *from_log.by_rule.entry(rule).or_default() += 1;

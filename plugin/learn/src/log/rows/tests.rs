@@ -287,6 +287,32 @@ fn every_record_is_a_row_or_a_counted_skip() {
 }
 
 #[test]
+fn label_rules_left_out_skip_their_records_instead_of_weakening_them() {
+    let config = priced_config();
+    let logs = one_log(vec![
+        record("served", 0, "small"),
+        overridden("small", "mid"),
+        escalated(&[("small", "mid")], 200),
+        record("graded", 0, "frontier"),
+    ]);
+    let grades = feedback(r#"{"decision_id": "d-graded", "correct_tier": "mid"}"#);
+    let trusted = [LabelRule::Feedback, LabelRule::Override];
+    let from_log = rows_from_logs_by(&logs, &grades, &config, &trusted).unwrap();
+    assert_eq!(from_log.rows(), 2);
+    assert_eq!(from_log.by_rule.get(&LabelRule::Feedback), Some(&1));
+    assert_eq!(from_log.by_rule.get(&LabelRule::Override), Some(&1));
+    assert_eq!(from_log.skipped.get(&SkipReason::RuleNotUsed), Some(&2));
+    let all = rows_from_logs(&logs, &grades, &config).unwrap();
+    assert_eq!(
+        all.rows(),
+        4,
+        "every rule: the escalation and the quiet answer label too"
+    );
+    assert_eq!(LabelRule::from_name("served"), Some(LabelRule::Served));
+    assert_eq!(LabelRule::from_name("verified"), None);
+}
+
+#[test]
 fn tiers_must_carry_the_trainers_names() {
     let config = |json: &str| Config::from_json(json.as_bytes()).unwrap();
     let none = Feedback::default();
