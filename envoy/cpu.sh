@@ -26,8 +26,7 @@ stacks=(
 )
 env_for() { # env_for <name> <port>: the environment stack.sh runs with for that stack
     local name="$1" base="$2"
-    echo "TRIAGE_LISTEN_PORT=$base TRIAGE_ADMIN_PORT=$((base + 1)) TRIAGE_SMALL_PORT=$((base + 11))" \
-        "TRIAGE_MID_PORT=$((base + 12)) TRIAGE_FRONTIER_PORT=$((base + 13))"
+    echo "TRIAGE_LISTEN_PORT=$base TRIAGE_ADMIN_PORT=$((base + 1)) TRIAGE_UPSTREAM_PORT=$((base + 11))"
     case "$name" in
     noop-wasm) echo "TRIAGE_WASM=$repo/target/noop-filter/wasm32-wasip1/release/noop_filter.wasm" ;;
     triage-tiers-only) echo "TRIAGE_PLUGIN_CONFIG=$work/tiers-only.json" ;;

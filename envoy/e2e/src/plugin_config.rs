@@ -18,7 +18,19 @@ pub fn shipped() -> Value {
 
 /// The shipped config with one rule per tier, first in order: `x-e2e-force-tier: <tier>` forces it.
 pub fn forcing() -> Value {
-    let mut config = shipped();
+    with_forcing_rules(shipped())
+}
+
+/// `examples/tiers-of-your-own.json`: four tiers named after their models, as an operator writes.
+pub fn tiers_of_your_own() -> Value {
+    let path = repo_root().join("examples/tiers-of-your-own.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `config` with one rule per tier, first in order: `x-e2e-force-tier: <tier>` forces it.
+pub fn with_forcing_rules(mut config: Value) -> Value {
     let tiers: Vec<String> = config["tiers"]
         .as_array()
         .expect("shipped config has tiers")

@@ -1,107 +1,70 @@
-//! Renders `envoy/envoy.yaml.in` exactly as `envoy/render.sh` does:
-//! 1. the line `${HTTP_FILTERS}` becomes `envoy/filters/<flavour>.yaml.in`;
-//! 2. every `${NAME}` becomes its value with `'` doubled and line breaks turned into spaces (each
-//!    placeholder sits in a single-quoted YAML scalar or is a bare number).
+//! Renders a stack's Envoy config through `triage_gateway::envoy`, the code behind `triage envoy`
+//! and `envoy/stack.sh`: every test runs the config an operator would, with the tiers' upstreams
+//! pointed at the in-process mocks.
 
-use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::paths::repo_root;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavour {
-    /// The triage wasm filter.
-    Triage,
-    /// Envoy's native buffer filter in its place (the performance baseline).
-    Baseline,
-}
-
-impl Flavour {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flavour::Triage => "triage",
-            Flavour::Baseline => "baseline",
-        }
-    }
-}
+pub use triage_gateway::envoy::Flavour;
+use triage_gateway::envoy::{render as render_envoy, EnvoyStack, SYSTEM_CA_FILE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     pub listen: u16,
     pub admin: u16,
-    pub small: u16,
-    pub mid: u16,
-    pub frontier: u16,
 }
 
-/// `wasm` is needed by the triage flavour only; `access_log` is where Envoy writes decision records;
-/// `jwks` holds the keys the gateway's `jwt_authn` filter verifies caller tokens with.
+/// The tier names a plugin config declares, cheapest first; a config the filter must refuse (a
+/// test of that refusal) routes like the default one.
+pub fn tier_names(plugin_config: &str) -> Vec<String> {
+    triage_core::Config::from_json(plugin_config.as_bytes())
+        .unwrap_or_default()
+        .tier_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `wasm` is needed by the triage flavour only; `mocks` are the tiers' upstreams, by tier name;
+/// `gateway_config` is the plugin config the routes, clusters and limits are made from (usually
+/// `plugin_config` itself); `access_log` is where Envoy writes decision records; `jwks` holds the
+/// keys the gateway's `jwt_authn` filter verifies caller tokens with.
+#[allow(clippy::too_many_arguments)]
 pub fn render(
     flavour: Flavour,
     ports: Ports,
+    mocks: &[(String, SocketAddr)],
     wasm: Option<&Path>,
     plugin_config: &str,
+    gateway_config: &str,
     access_log: &Path,
     jwks: &Path,
 ) -> String {
-    let envoy_dir = repo_root().join("envoy");
-    let stack = read(&envoy_dir.join("envoy.yaml.in"));
-    let filters = read(&envoy_dir.join(format!("filters/{}.yaml.in", flavour.as_str())));
-    let template = stack.replace("${HTTP_FILTERS}\n", &filters);
-    let mut values = HashMap::from([
-        ("LISTEN_PORT", ports.listen.to_string()),
-        ("ADMIN_PORT", ports.admin.to_string()),
-        ("SMALL_PORT", ports.small.to_string()),
-        ("MID_PORT", ports.mid.to_string()),
-        ("FRONTIER_PORT", ports.frontier.to_string()),
-        ("PLUGIN_CONFIG", plugin_config.to_owned()),
-        ("ACCESS_LOG", access_log.display().to_string()),
-        ("JWKS_PATH", jwks.display().to_string()),
-    ]);
-    if let Some(wasm) = wasm {
-        values.insert("WASM_PATH", wasm.display().to_string());
-    }
-    substitute(&template, &values)
-}
-
-fn substitute(template: &str, values: &HashMap<&str, String>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .unwrap_or_else(|| panic!("unclosed placeholder in the template: {}", &rest[start..]));
-        let name = &after[..end];
-        let value = values
-            .get(name)
-            .unwrap_or_else(|| panic!("the template uses an unknown placeholder ${{{name}}}"));
-        out.push_str(&yaml_single_quoted_content(value));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn yaml_single_quoted_content(value: &str) -> String {
-    value
-        .replace("\r\n", " ")
-        .replace(['\r', '\n'], " ")
-        .replace('\'', "''")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_made_safe_for_single_quoted_yaml() {
-        let values = HashMap::from([("A", "it's\n{\"x\": 1}".to_owned())]);
-        assert_eq!(substitute("v: '${A}'", &values), "v: 'it''s {\"x\": 1}'");
-    }
+    let upstreams: Vec<_> = mocks
+        .iter()
+        .map(|(tier, addr)| {
+            let url = format!("http://{addr}");
+            let upstream = triage_core::UpstreamAddress::parse("mock", &url)
+                .unwrap_or_else(|e| panic!("mock address {url}: {e}"));
+            (tier.clone(), upstream)
+        })
+        .collect();
+    // A plugin config the filter must refuse still needs routes: those of the default tiers.
+    let tiers_config = match triage_core::Config::from_json(gateway_config.as_bytes()) {
+        Ok(_) => gateway_config,
+        Err(_) => "",
+    };
+    render_envoy(&EnvoyStack {
+        flavour,
+        plugin_config,
+        tiers_config,
+        listen_port: ports.listen,
+        admin_port: ports.admin,
+        wasm,
+        access_log,
+        jwks,
+        upstreams: &upstreams,
+        ca_file: Path::new(SYSTEM_CA_FILE),
+    })
+    .unwrap_or_else(|e| panic!("triage envoy refused the stack: {e}"))
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::auth::jwks_path;
 use crate::http::{Connection, Request, Response};
 use crate::paths::{envoy_binary, fault_injection_wasm, filter_wasm};
-use crate::render::{render, Flavour, Ports};
+use crate::render::{render, tier_names, Flavour, Ports};
 
 /// The tiers of the shipped config and template, cheapest first.
 pub const TIERS: [&str; 3] = ["small", "mid", "frontier"];
@@ -32,6 +32,9 @@ pub struct StackOptions {
     pub filter_build: FilterBuild,
     /// `(from, to)` replacements on the rendered Envoy config, in order; each `from` must occur.
     pub config_edits: Vec<(String, String)>,
+    /// The plugin config Envoy's routes, clusters and buffer limits are made from, when it is not
+    /// the filter's own: a gateway whose config disagrees with the filter's.
+    pub gateway_config: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,13 @@ pub enum FilterBuild {
 }
 
 impl StackOptions {
+    /// The plugin config the Envoy config's tiers and limits come from.
+    fn gateway_config(&self) -> &str {
+        self.gateway_config
+            .as_deref()
+            .unwrap_or(&self.plugin_config)
+    }
+
     pub fn triage(plugin_config: &Value) -> StackOptions {
         StackOptions::triage_raw(&plugin_config.to_string())
     }
@@ -54,6 +64,7 @@ impl StackOptions {
             concurrency: 1,
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
+            gateway_config: None,
         }
     }
 
@@ -64,11 +75,18 @@ impl StackOptions {
             concurrency: 1,
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
+            gateway_config: None,
         }
     }
 
     pub fn with_filter_build(mut self, filter_build: FilterBuild) -> StackOptions {
         self.filter_build = filter_build;
+        self
+    }
+
+    /// Envoy's routes, clusters and limits made from `config` rather than the filter's plugin config.
+    pub fn with_gateway_config(mut self, config: &Value) -> StackOptions {
+        self.gateway_config = Some(config.to_string());
         self
     }
 
@@ -111,23 +129,25 @@ impl Stack {
     }
 
     pub fn try_start(options: StackOptions) -> Result<Stack, StartError> {
-        let mocks: Vec<MockServer> = TIERS
+        // One mock per tier of the config, standing in for the tier's provider.
+        let mocks: Vec<MockServer> = tier_names(options.gateway_config())
             .iter()
             .map(|tier| {
                 MockServer::start(tier, "127.0.0.1:0")
                     .unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
             })
             .collect();
+        let upstreams: Vec<(String, SocketAddr)> = mocks
+            .iter()
+            .map(|mock| (mock.tier().to_owned(), mock.addr()))
+            .collect();
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let ports = Ports {
                 listen: free_port(),
                 admin: free_port(),
-                small: mocks[0].addr().port(),
-                mid: mocks[1].addr().port(),
-                frontier: mocks[2].addr().port(),
             };
-            match launch(&options, ports) {
+            match launch(&options, ports, &upstreams) {
                 Ok((envoy, dir, startup)) => {
                     return Ok(Stack {
                         envoy,
@@ -311,11 +331,13 @@ pub fn validate(options: &StackOptions) -> (bool, String) {
     let ports = Ports {
         listen: 10000,
         admin: 9901,
-        small: 18001,
-        mid: 18002,
-        frontier: 18003,
     };
-    let config = write_config(&dir, options, ports);
+    let upstreams: Vec<(String, SocketAddr)> = tier_names(options.gateway_config())
+        .into_iter()
+        .zip(18001..)
+        .map(|(tier, port)| (tier, SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+        .collect();
+    let config = write_config(&dir, options, ports, &upstreams);
     let output = Command::new(envoy_binary())
         .args(["--mode", "validate", "--log-level", "info", "-c"])
         .arg(&config)
@@ -330,10 +352,14 @@ pub fn validate(options: &StackOptions) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn launch(options: &StackOptions, ports: Ports) -> Result<(Child, PathBuf, Duration), StartError> {
+fn launch(
+    options: &StackOptions,
+    ports: Ports,
+    upstreams: &[(String, SocketAddr)],
+) -> Result<(Child, PathBuf, Duration), StartError> {
     let started = Instant::now();
     let dir = fresh_dir();
-    let config = write_config(&dir, options, ports);
+    let config = write_config(&dir, options, ports, upstreams);
     let log_path = dir.join("envoy.log");
     let log = std::fs::File::create(&log_path)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
@@ -384,7 +410,12 @@ fn is_ready(ports: Ports) -> bool {
     live && TcpStream::connect_timeout(&loopback(ports.listen), probe_timeout).is_ok()
 }
 
-fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    options: &StackOptions,
+    ports: Ports,
+    upstreams: &[(String, SocketAddr)],
+) -> PathBuf {
     let wasm = (options.flavour == Flavour::Triage).then(|| match options.filter_build {
         FilterBuild::Shipped => filter_wasm(),
         FilterBuild::FaultInjection => fault_injection_wasm(),
@@ -392,8 +423,10 @@ fn write_config(dir: &Path, options: &StackOptions, ports: Ports) -> PathBuf {
     let mut yaml = render(
         options.flavour,
         ports,
+        upstreams,
         wasm.as_deref(),
         &options.plugin_config,
+        options.gateway_config(),
         &dir.join(ACCESS_LOG),
         &jwks_path(),
     );

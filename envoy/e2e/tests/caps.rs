@@ -200,7 +200,10 @@ fn envoys_limit_passes_a_buffered_body_of_its_size_and_refuses_one_byte_more() {
         .as_object_mut()
         .expect("limits")
         .remove("envoy_buffer_limit_bytes");
-    let stack = Stack::start(&config);
+    // Envoy keeps the shipped limit: the gateway's routes and limits come from the shipped config.
+    let stack = Stack::start_with(
+        StackOptions::triage(&config).with_gateway_config(&plugin_config::forcing()),
+    );
     let limit = shipped_limit("envoy_buffer_limit_bytes");
     let at_limit = |size: usize| {
         let text = text_for(size, |text| bodies::chat(Some("gpt-4o"), text));

@@ -117,10 +117,25 @@ fn without_allow_on_headers_stop_iteration_an_llm_request_hangs() {
 
 #[test]
 fn envoys_buffer_limit_is_the_one_the_plugin_config_states_and_leaves_room_to_rewrite() {
-    let template =
-        std::fs::read_to_string(triage_e2e::paths::repo_root().join("envoy/envoy.yaml.in"))
-            .expect("the Envoy template");
-    let limits: Vec<usize> = template
+    let shipped = plugin_config::shipped().to_string();
+    let mocks: Vec<(String, std::net::SocketAddr)> = triage_e2e::render::tier_names(&shipped)
+        .into_iter()
+        .map(|tier| (tier, ([127, 0, 0, 1], 18001).into()))
+        .collect();
+    let rendered = triage_e2e::render::render(
+        triage_e2e::Flavour::Triage,
+        triage_e2e::Ports {
+            listen: 10000,
+            admin: 9901,
+        },
+        &mocks,
+        Some(std::path::Path::new("/triage.wasm")),
+        &shipped,
+        &shipped,
+        std::path::Path::new("/access.log"),
+        std::path::Path::new("/jwks.json"),
+    );
+    let limits: Vec<usize> = rendered
         .lines()
         .filter_map(|line| {
             line.trim()

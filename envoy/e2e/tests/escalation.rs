@@ -116,8 +116,8 @@ fn a_refused_connection_escalates() {
     // The small route points at a cluster whose only endpoint refuses connections.
     let options = StackOptions::triage(&plugin_config::forcing())
         .with_config_edit(
-            "route: { cluster: tier_small, timeout: 300s }",
-            "route: { cluster: tier_dead, timeout: 300s }",
+            "route: { cluster: \"tier_small\", timeout: 300s }",
+            "route: { cluster: \"tier_dead\", timeout: 300s }",
         )
         .with_config_edit(
             "  clusters:\n",
@@ -139,8 +139,8 @@ fn a_refused_connection_escalates() {
 #[test]
 fn an_upstream_timeout_escalates() {
     let options = StackOptions::triage(&plugin_config::forcing()).with_config_edit(
-        "route: { cluster: tier_small, timeout: 300s }",
-        "route: { cluster: tier_small, timeout: 0.5s }",
+        "route: { cluster: \"tier_small\", timeout: 300s }",
+        "route: { cluster: \"tier_small\", timeout: 0.5s }",
     );
     let stack = Stack::start_with(options);
     let response = stack.send(&small_failing(chat(), "delay=2s"));
@@ -470,9 +470,13 @@ fn a_stream_broken_after_its_headers_is_not_rescued() {
 
 #[test]
 fn an_unknown_escalation_cluster_fails_open_without_crashing_the_vm() {
+    // The filter's config names a cluster for mid that the gateway's config (made from the shipped
+    // tiers) does not have.
     let mut config = plugin_config::forcing();
     config["tiers"][1]["cluster"] = json!("tier_missing");
-    let stack = Stack::start(&config);
+    let stack = Stack::start_with(
+        StackOptions::triage(&config).with_gateway_config(&plugin_config::forcing()),
+    );
     let response = stack.send(&small_failing(chat(), "status=503"));
     assert_eq!(
         response.status,

@@ -170,7 +170,10 @@ fn a_body_over_envoys_buffer_limit_gets_413_without_hanging() {
         .as_object_mut()
         .expect("limits")
         .remove("envoy_buffer_limit_bytes");
-    let stack = Stack::start(&config);
+    // Envoy keeps the shipped limit: the gateway's routes and limits come from the shipped config.
+    let stack = Stack::start_with(
+        StackOptions::triage(&config).with_gateway_config(&plugin_config::forcing()),
+    );
     let response = over_envoys_buffer_limit_gets_413(&stack);
     assert_eq!(
         response.header("x-triage-reason"),

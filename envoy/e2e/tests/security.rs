@@ -14,7 +14,10 @@ fn spoofed(request: Request) -> Request {
         .header("x-triage-mode", "shadow")
         .header("x-triage-escalated", "small->frontier")
         .header("x-triage-escalation-cause", "empty")
-        .header("x-triage-decision-id", "00000000-0000-4000-8000-000000000000")
+        .header(
+            "x-triage-decision-id",
+            "00000000-0000-4000-8000-000000000000",
+        )
 }
 
 #[test]

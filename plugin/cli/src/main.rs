@@ -1,6 +1,7 @@
 //! The `triage` command line: the filter's routing core, offline.
 
 mod calibrate;
+mod envoy;
 mod eval;
 mod report;
 mod route;
@@ -37,6 +38,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Check a plugin config as the filter's on_configure does, and print its tiers.
     Validate(validate::ValidateArgs),
+    /// Print the Envoy config of a triage stack, with a route and a cluster per tier of the
+    /// plugin config.
+    Envoy(envoy::EnvoyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate::run(args),
         Command::Report(args) => report::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Envoy(args) => envoy::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

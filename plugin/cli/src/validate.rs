@@ -33,8 +33,11 @@ fn summary(config: &Config) -> String {
                 Some(format!("{}={model}", format.as_str()))
             })
             .collect();
+        let upstream = config
+            .tier_upstream(index)
+            .map_or_else(String::new, |upstream| format!(" at {upstream}"));
         out += &format!(
-            "  {name}: {bound}, cluster {}, {}\n",
+            "  {name}: {bound}, cluster {}{upstream}, {}\n",
             config.tier_cluster(index).unwrap_or("-"),
             if models.is_empty() {
                 "model kept".to_string()

@@ -33,6 +33,10 @@ fn the_shipped_config_is_accepted_and_its_tiers_listed() {
             .find(|line| line.trim_start().starts_with(&format!("{name}:")))
             .unwrap_or_else(|| panic!("no line for {name}: {stdout}"));
         assert!(line.contains(config.tier_cluster(index).unwrap()), "{line}");
+        let upstream = config
+            .tier_upstream(index)
+            .expect("the shipped tiers name upstreams");
+        assert!(line.contains(&format!(" at {upstream}")), "{line}");
         match config.thresholds().get(index) {
             Some(max) => assert!(line.contains(&format!("score <= {max:.4}")), "{line}"),
             None => assert!(line.contains("above every bound"), "{line}"),

@@ -14,9 +14,11 @@ use crate::mode::Mode;
 use crate::model::Model;
 use crate::pricing::Price;
 
+mod address;
 mod escalation;
 mod identity;
 mod operations;
+pub use address::UpstreamAddress;
 pub use escalation::EscalationPolicy;
 pub use operations::Override;
 use operations::{RawOverride, RawPrice, RawRecord, RawUsage};
@@ -79,6 +81,7 @@ struct RawTier {
     models: Option<RawModels>,
     price: Option<RawPrice>,
     cluster: Option<String>,
+    upstream: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +174,7 @@ fn default_tiers() -> Vec<RawTier> {
         // Prices are the operator's contract, not ours to guess: unpriced tiers record no cost.
         price: None,
         cluster: None,
+        upstream: None,
     };
     // No max_score: the shipped model's calibrated thresholds apply.
     vec![
@@ -191,6 +195,8 @@ pub(crate) struct Tier {
     pub(crate) price: Option<Price>,
     /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured).
     pub(crate) cluster: String,
+    /// Where the tier's model server listens, for the generated gateway config.
+    upstream: Option<UpstreamAddress>,
 }
 
 impl Tier {
@@ -377,6 +383,13 @@ impl Config {
         self.tiers.get(index).map(|tier| tier.cluster.as_str())
     }
 
+    /// The configured `upstream` of the tier at `index`.
+    pub fn tier_upstream(&self, index: usize) -> Option<&UpstreamAddress> {
+        self.tiers
+            .get(index)
+            .and_then(|tier| tier.upstream.as_ref())
+    }
+
     /// The model the tier at `index` writes into a body of `format`, if any.
     pub fn tier_model(&self, index: usize, format: ApiFormat) -> Option<&str> {
         self.tiers
@@ -437,6 +450,7 @@ impl Default for Config {
                 models: Default::default(),
                 price: None,
                 cluster: format!("tier_{DEFAULT_TIER}"),
+                upstream: None,
             }],
             rules: Vec::new(),
             rule_headers: Vec::new(),
@@ -741,7 +755,12 @@ fn validate_tiers(raw: Vec<RawTier>, model: &ConfigModel) -> Result<Vec<Tier>, C
         };
         let cluster = non_empty(&format!("{path}.cluster"), tier.cluster)?
             .unwrap_or_else(|| format!("tier_{}", tier.name));
+        let upstream = tier
+            .upstream
+            .map(|text| UpstreamAddress::parse(&format!("{path}.upstream"), &text))
+            .transpose()?;
         tiers.push(Tier {
+            upstream,
             price: operations::price(&format!("{path}.price"), tier.price)?,
             cluster,
             name: tier.name,

@@ -30,7 +30,10 @@ mod usage;
 
 pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
-pub use config::{Config, ConfigError, EscalationPolicy, OverMaxBody, Override, OWN_HEADER_PREFIX};
+pub use config::{
+    Config, ConfigError, EscalationPolicy, OverMaxBody, Override, UpstreamAddress,
+    OWN_HEADER_PREFIX,
+};
 pub use decision::{Cause, Decision, FailOpen};
 pub use decision_id::{
     decision_id_from_bytes, decision_id_from_source, new_decision_id, IdUnavailable,

@@ -303,6 +303,10 @@ fn operations_errors_name_the_field() {
             "tiers[0].price: missing field `output_per_mtok`",
         ),
         (
+            r#"{"tiers":[{"name":"a","upstream":"api.openai.com"}]}"#,
+            "tiers[0].upstream: \"api.openai.com\" has no http:// or https:// scheme",
+        ),
+        (
             r#"{"override":{"allow":[{"name":"x-caller","value":"ops"}]}}"#,
             "override.allow: is replaced by override.callers: a header any client can send",
         ),
