@@ -189,7 +189,8 @@ pub(crate) struct Tier {
     /// Per-format overrides, in [`ApiFormat::ALL`] order.
     models: [Option<String>; 3],
     pub(crate) price: Option<Price>,
-    /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured).
+    /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured), and by
+    /// which a served answer is known as this tier's.
     pub(crate) cluster: String,
 }
 
@@ -375,6 +376,16 @@ impl Config {
     /// The Envoy cluster of the tier at `index`.
     pub fn tier_cluster(&self, index: usize) -> Option<&str> {
         self.tiers.get(index).map(|tier| tier.cluster.as_str())
+    }
+
+    /// The tier whose cluster is `cluster`; None when it is no tier's. Tiers may share a cluster:
+    /// then `preferred` wins when it is one of them, so a request served where it was routed is
+    /// never read as another tier's.
+    pub fn tier_of_cluster<'a>(&'a self, cluster: &str, preferred: &str) -> Option<&'a str> {
+        let mut sharing = self.tiers.iter().filter(|tier| tier.cluster == cluster);
+        let first = sharing.clone().next()?;
+        let tier = sharing.find(|tier| tier.name == preferred).unwrap_or(first);
+        Some(tier.name.as_str())
     }
 
     /// The model the tier at `index` writes into a body of `format`, if any.
