@@ -50,8 +50,9 @@ impl TriageRequest {
         }
     }
 
-    /// The cluster Envoy served this request from; None when it names none (a reply no upstream
-    /// gave) or the read fails, which is logged: the record then says null, never a guess.
+    /// The cluster Envoy's router served this request from; None when Envoy names none (no route,
+    /// or a route without a cluster) or the read fails, which is logged: the record's
+    /// `served_cluster` then says null rather than a name triage assumed.
     fn served_cluster(&self) -> Option<String> {
         match host::property(&SERVED_CLUSTER_PROPERTY) {
             Ok(value) => value
