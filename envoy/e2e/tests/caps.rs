@@ -138,7 +138,12 @@ fn one_byte_over_the_cap_gets_413_and_reaches_no_tier() {
     assert_eq!(record["status"], 413);
     assert_eq!(record["cause"], "fail_open");
     assert_eq!(record["fail_open"], "body_too_large");
-    for field in ["model", "score", "usage", "cost_micro_usd", "request"] {
+    // No upstream served it: no served cluster, though Envoy had matched the default route.
+    let unserved = ["served_cluster", "mismatch"];
+    for field in ["model", "score", "usage", "cost_micro_usd", "request"]
+        .into_iter()
+        .chain(unserved)
+    {
         assert!(record[field].is_null(), "{field}: {record}");
     }
     // The record's schema has a tier on every line: the default tier it would have gone to.

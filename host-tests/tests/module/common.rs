@@ -209,6 +209,14 @@ pub fn defined_counters(tiers: &[&str]) -> Vec<String> {
             }
         }
     }
+    for routed in tiers {
+        let elsewhere = tiers.iter().filter(|served| *served != routed);
+        for served in elsewhere.chain(&["unknown"]) {
+            names.push(format!(
+                "triage.tier_mismatch.routed.{routed}.served.{served}"
+            ));
+        }
+    }
     for tier in tiers {
         for kind in ["prompt", "completion"] {
             names.push(format!("triage.tokens.tier.{tier}.kind.{kind}"));

@@ -8,11 +8,12 @@
 //! Here: the fixtures, each failing status and the causes Envoy's response code details name.
 //! `answers`: weak JSON answers and healthy ones; `stream`: held event streams; `bounds`: failed
 //! calls, further escalations, the deadline and the requests never moved; `breaker`: the per-tier
-//! circuit breaker.
+//! circuit breaker; `served`: which cluster served each answer, and its bill.
 
 mod answers;
 mod bounds;
 mod breaker;
+mod served;
 mod stream;
 
 use crate::common::*;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use triage_core::{Applied, DecisionRecord, Mode, Usage};
 use triage_host::{Action, HeaderMap, Host, HostOptions};
 
+mod served;
+
 struct PricedTier {
     name: &'static str,
     model: &'static str,

@@ -67,6 +67,7 @@ fn the_shipped_module_writes_nothing_to_stdout_or_stderr() {
             + 5
             + 3 * 3
             + escalation_steps * triage_core::ESCALATION_CAUSES.len()
+            + 3 * (2 + 1)
             + 3 * (2 + 4)
     );
     expected.extend(HISTOGRAMS.map(String::from));

@@ -193,7 +193,8 @@ pub(crate) struct Tier {
     /// Per-format overrides, in [`ApiFormat::ALL`] order.
     models: [Option<String>; 3],
     pub(crate) price: Option<Price>,
-    /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured).
+    /// The Envoy cluster an escalated attempt is sent to (`tier_<name>` unless configured), and by
+    /// which a served answer is known as this tier's.
     pub(crate) cluster: String,
     /// Where the tier's model server listens, for the generated gateway config.
     upstream: Option<UpstreamAddress>,
@@ -388,6 +389,16 @@ impl Config {
         self.tiers
             .get(index)
             .and_then(|tier| tier.upstream.as_ref())
+    }
+
+    /// The tier whose cluster is `cluster`; None when it is no tier's. Tiers may share a cluster:
+    /// then `preferred` wins when it is one of them, so a request served where it was routed is
+    /// never read as another tier's.
+    pub fn tier_of_cluster<'a>(&'a self, cluster: &str, preferred: &str) -> Option<&'a str> {
+        let mut sharing = self.tiers.iter().filter(|tier| tier.cluster == cluster);
+        let first = sharing.clone().next()?;
+        let tier = sharing.find(|tier| tier.name == preferred).unwrap_or(first);
+        Some(tier.name.as_str())
     }
 
     /// The model the tier at `index` writes into a body of `format`, if any.

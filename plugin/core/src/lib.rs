@@ -49,7 +49,10 @@ pub use model::{
 };
 pub use policy::{decide, fail_open, retarget, RequestHead};
 pub use pricing::{counter_micro_usd, Price};
-pub use record::{DecisionRecord, Escalation, OverrideRecord, RecordStart, RECORD_VERSION};
+pub use record::{
+    DecisionRecord, DroppedAnswer, Escalation, Mismatch, MismatchCause, OverrideRecord,
+    RecordStart, RECORD_VERSION,
+};
 pub use rewrite::{insert_member, rewrite_model, RewriteError};
 pub use stream_watch::{StreamVerdict, StreamWatch};
 pub use upstream::{max_growth, upstream_body};

@@ -13,10 +13,15 @@ use crate::identity::Identity;
 use crate::mode::Applied;
 use crate::usage::Usage;
 
+mod served;
+pub use served::{DroppedAnswer, Mismatch, MismatchCause};
+
 /// Bumped when a field changes meaning; readers refuse records of another version. Version 2 added
 /// `decision_id`, the key feedback rows join on (version 1 joined on the client-influenced
 /// `request_id`). Version 3 added the verified `caller` and `tenant`: a version 2 override was
-/// honoured for anyone sending an allowlisted header, so it is no label to learn from.
+/// honoured for anyone sending an allowlisted header, so it is no label to learn from; and
+/// `served_cluster` and `mismatch`: `tier` and the cost follow the cluster Envoy says served the
+/// answer, where version 2 assumed the tier triage routed to.
 pub const RECORD_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,11 +66,20 @@ pub struct DecisionRecord {
     /// `openai_chat`, `openai_responses` or `anthropic_messages`.
     pub api: String,
     pub mode: Applied,
-    /// The tier that served the request: the decided one when enforced, the default tier (where the
+    /// The tier that served the request: the tier whose cluster is `served_cluster`. When Envoy
+    /// named no cluster, or one no tier names (see `mismatch`), the tier triage routed to: the
+    /// decided one when enforced (or the one escalation moved to), the default tier (where the
     /// shipped routes send un-routed requests) when shadowed.
     pub tier: String,
     /// The tier triage chose (after an allowed override).
     pub decided_tier: String,
+    /// The upstream cluster of the answer the client got, as Envoy named it (`xds.cluster_name`),
+    /// or the cluster triage itself sent an escalated attempt to; null when there was none (a
+    /// reply no upstream gave, such as the filter's 413).
+    pub served_cluster: Option<String>,
+    /// Envoy served the attempt triage routed from another cluster than the routed tier's; null
+    /// when it used the routed tier's own.
+    pub mismatch: Option<Mismatch>,
     /// `scored`, `rule`, `explicit_model`, `fail_open` or `override`.
     pub cause: String,
     pub rule: Option<String>,
@@ -82,7 +96,7 @@ pub struct DecisionRecord {
     pub status: Option<u16>,
     pub usage: Option<Usage>,
     /// What the serving tier charged, plus any dropped answers of cheaper tiers (null without usage
-    /// or price).
+    /// or price, or when a cluster no tier names gave one of the answers).
     pub cost_micro_usd: Option<f64>,
     /// What the top tier would have charged for the same tokens: savings are the difference.
     pub top_tier_cost_micro_usd: Option<f64>,
@@ -129,6 +143,8 @@ impl DecisionRecord {
             mode: start.mode,
             tier,
             decided_tier: decision.tier.clone(),
+            served_cluster: None,
+            mismatch: None,
             cause: decision.cause.kind().to_string(),
             rule: match &decision.cause {
                 Cause::Rule(name) => Some(name.clone()),
@@ -163,26 +179,31 @@ impl DecisionRecord {
         }
     }
 
-    /// Fills in the response's status and usage, and prices the usage at the serving, top and
-    /// decided tiers.
+    /// Fills in the response's status and usage, names the serving tier, and prices the usage at
+    /// the serving, top and decided tiers. Served by a cluster no tier names, the answer's price is
+    /// unknown: every cost stays null rather than being guessed from the routed tier.
     pub fn settle(&mut self, config: &Config, status: Option<u16>, usage: Option<Usage>) {
         self.status = status;
         self.usage = usage;
+        let Some(serving) = self.serving_tier().map(str::to_string) else {
+            self.cost_micro_usd = None;
+            self.top_tier_cost_micro_usd = None;
+            self.decided_cost_micro_usd = None;
+            return;
+        };
+        self.tier = serving;
         let priced = |tier: &str| {
             let usage = usage?;
             config.price(tier).map(|price| price.cost_micro_usd(&usage))
         };
-        let abandoned: f64 = self
-            .escalations
-            .iter()
-            .filter_map(|step| {
-                let usage = step.abandoned_usage?;
-                config
-                    .price(&step.from)
-                    .map(|price| price.cost_micro_usd(&usage))
-            })
+        let dropped: Option<f64> = self
+            .dropped_answers(config)
+            .map(|answer| answer.cost_micro_usd)
             .sum();
-        self.cost_micro_usd = priced(&self.tier).map(|cost| cost + abandoned);
+        self.cost_micro_usd = self
+            .served_answer_cost(config)
+            .zip(dropped)
+            .map(|(served, dropped)| served + dropped);
         self.top_tier_cost_micro_usd = priced(config.top_tier_name());
         self.decided_cost_micro_usd = priced(&self.decided_tier);
     }

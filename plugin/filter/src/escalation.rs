@@ -58,6 +58,8 @@ struct Attempt {
     cause: String,
     /// The model written into the escalated body.
     model: Option<String>,
+    /// The cluster the call went to: the one that serves its answer.
+    cluster: String,
 }
 
 /// Headers that describe one hop's framing or connection, never copied to another message.
@@ -390,6 +392,7 @@ impl TriageRequest {
                     to,
                     cause: cause.to_string(),
                     model: model.map(str::to_string),
+                    cluster: cluster.to_string(),
                 });
                 let step = self.step(from, to, cause, None, abandoned_usage);
                 routed.record.escalations.push(step);
@@ -501,7 +504,8 @@ impl TriageRequest {
         routed.hold = Hold::Off;
         // Envoy hands over only new bytes once the answer flows again.
         routed.seen = 0;
-        // The answer that goes out is not a dropped one: it is billed once, as served.
+        // The answer that goes out is not a dropped one: it is billed once, as served. The record's
+        // tier still names the routed tier here (settling moves it to the serving one).
         let served = routed.record.tier.clone();
         for step in &mut routed.record.escalations {
             if step.from == served {
@@ -564,8 +568,9 @@ impl TriageRequest {
         if let Some(id) = &routed.record.decision_id {
             headers.push((DECISION_ID_HEADER.to_string(), id.clone()));
         }
-        routed.record.tier = to_name;
-        routed.record.model = attempt.model.clone();
+        routed
+            .record
+            .answered_by_escalation(&to_name, &attempt.cluster, attempt.model.clone());
         routed.status = Some(status);
         routed.usage = Some(usage);
         routed.hold = Hold::Off;

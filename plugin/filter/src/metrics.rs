@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use proxy_wasm::types::MetricType;
 use triage_core::{
-    counter_micro_usd, Applied, BreakerState, Config, DecisionRecord, ESCALATION_CAUSES,
+    counter_micro_usd, Applied, BreakerState, Config, DecisionRecord, Usage, ESCALATION_CAUSES,
 };
 
 use crate::host;
@@ -24,6 +24,8 @@ const FAIL_OPEN_REASONS: [&str; 5] = [
     "body_unavailable",
 ];
 const TOKEN_KINDS: [&str; 2] = ["prompt", "completion"];
+/// The `served` label of a mismatch whose cluster no tier names.
+const UNKNOWN_CLUSTER: &str = "unknown";
 
 /// The two histograms; their bucket bounds are set by the shipped Envoy config
 /// (`histogram_bucket_settings` in envoy/envoy.yaml.in).
@@ -62,6 +64,14 @@ impl Metrics {
                         .map(|cause| escalations(from, to, cause)),
                 );
             }
+        }
+        for routed in &tiers {
+            let elsewhere = tiers.iter().filter(|served| *served != routed);
+            counters.extend(
+                elsewhere
+                    .chain([&UNKNOWN_CLUSTER])
+                    .map(|served| tier_mismatch(routed, served)),
+            );
         }
         for tier in &tiers {
             counters.extend(TOKEN_KINDS.iter().map(|kind| tokens(tier, kind)));
@@ -110,33 +120,36 @@ impl Metrics {
         if let Some(change) = &record.override_ {
             self.count(&overrides(&change.from, &change.to), 1);
         }
-        match record.usage {
-            Some(usage) => {
-                self.count(&tokens(&record.tier, "prompt"), usage.prompt_tokens);
-                self.count(&tokens(&record.tier, "completion"), usage.completion_tokens);
-            }
-            None => self.count(&per_tier("usage_unknown", &record.tier), 1),
+        if let Some(mismatch) = &record.mismatch {
+            let served = mismatch.served.as_deref().unwrap_or(UNKNOWN_CLUSTER);
+            self.count(&tier_mismatch(&mismatch.routed, served), 1);
         }
-        // A dropped answer of a cheaper tier is billed to that tier; the record's cost includes it.
-        let mut abandoned_total = 0.0;
+        // Tokens and costs go to the tier that served them; an answer from a cluster no tier names
+        // is no tier's (its record's costs are null too), and shows in the mismatch counter.
+        if let Some(serving) = record.serving_tier() {
+            match record.usage {
+                Some(usage) => self.count_tokens(serving, usage),
+                None => self.count(&per_tier("usage_unknown", serving), 1),
+            }
+        }
         for step in &record.escalations {
             self.count(&escalations(&step.from, &step.to, &step.cause), 1);
-            if let Some(usage) = step.abandoned_usage {
-                self.count(&tokens(&step.from, "prompt"), usage.prompt_tokens);
-                self.count(&tokens(&step.from, "completion"), usage.completion_tokens);
-                if let Some(price) = config.price(&step.from) {
-                    let cost = price.cost_micro_usd(&usage);
-                    abandoned_total += cost;
-                    self.count(
-                        &per_tier("cost_micro_usd", &step.from),
-                        counter_micro_usd(cost),
-                    );
-                }
+        }
+        // A dropped answer of a cheaper tier is billed to the tier that gave it; the record's cost
+        // includes it.
+        for dropped in record.dropped_answers(config) {
+            let Some(tier) = dropped.tier else { continue };
+            self.count_tokens(tier, dropped.usage);
+            if let Some(cost) = dropped.cost_micro_usd {
+                self.count(&per_tier("cost_micro_usd", tier), counter_micro_usd(cost));
             }
         }
-        let served_cost = record.cost_micro_usd.map(|cost| cost - abandoned_total);
         let costs = [
-            ("cost_micro_usd", &record.tier, served_cost),
+            (
+                "cost_micro_usd",
+                &record.tier,
+                record.served_answer_cost(config),
+            ),
             (
                 "top_tier_cost_micro_usd",
                 &record.tier,
@@ -157,6 +170,11 @@ impl Metrics {
             self.record(SCORE_PERMILLE, (score * 1000.0).round() as u64);
         }
         self.record(DECISION_US, record.decision_us);
+    }
+
+    fn count_tokens(&self, tier: &str, usage: Usage) {
+        self.count(&tokens(tier, "prompt"), usage.prompt_tokens);
+        self.count(&tokens(tier, "completion"), usage.completion_tokens);
     }
 
     /// A tier's breaker changed state: 0 closed, 1 half-open (its trial in flight), 2 open. Envoy
@@ -204,6 +222,11 @@ fn overrides(from: &str, to: &str) -> String {
 
 fn escalations(from: &str, to: &str, cause: &str) -> String {
     format!("triage.escalations.from.{from}.to.{to}.cause.{cause}")
+}
+
+/// Envoy served a request routed to `routed` from `served`'s cluster (or one no tier names).
+fn tier_mismatch(routed: &str, served: &str) -> String {
+    format!("triage.tier_mismatch.routed.{routed}.served.{served}")
 }
 
 fn tokens(tier: &str, kind: &str) -> String {

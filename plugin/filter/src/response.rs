@@ -11,6 +11,9 @@ use crate::request::{Routed, Stage, TriageRequest, DECISION_ID_HEADER};
 
 /// Envoy keeps it as filter state `wasm.triage_record`; the shipped access log prints it.
 const RECORD_PROPERTY: &str = "triage_record";
+/// The upstream cluster Envoy's router picked for the request (Envoy's `xds.cluster_name`
+/// attribute): the truth about who served it, whatever the route table made of the routing header.
+const SERVED_CLUSTER_PROPERTY: [&str; 2] = ["xds", "cluster_name"];
 
 /// Media types are case-insensitive: `Text/Event-Stream` is a stream too.
 pub(crate) fn is_event_stream(content_type: &str) -> bool {
@@ -47,6 +50,21 @@ impl TriageRequest {
         }
     }
 
+    /// The cluster Envoy's router served this request from; None when Envoy names none (no route,
+    /// or a route without a cluster) or the read fails, which is logged: the record's
+    /// `served_cluster` then says null rather than a name triage assumed.
+    fn served_cluster(&self) -> Option<String> {
+        match host::property(&SERVED_CLUSTER_PROPERTY) {
+            Ok(value) => value
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .filter(|cluster| !cluster.is_empty()),
+            Err(status) => {
+                self.warn("reading the served cluster (xds.cluster_name)", status);
+                None
+            }
+        }
+    }
+
     pub(crate) fn response_headers(&mut self, end_of_stream: bool) -> Action {
         let status = self
             .response_header(":status")
@@ -63,6 +81,11 @@ impl TriageRequest {
         if routed.unrouted {
             self.write_unrouted_headers(&routed.decision);
         } else {
+            // Read before any escalation: this is the attempt Envoy's route table placed.
+            let cluster = self.served_cluster();
+            routed
+                .record
+                .routed_attempt_served_by(&self.config, cluster.as_deref());
             self.write_decision_headers(
                 MapType::HttpResponseHeaders,
                 &routed.decision,

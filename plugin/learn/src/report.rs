@@ -16,7 +16,9 @@
 //! - override rate: automatically routed requests with an override whose `from` != `to`;
 //! - escalation, fail-open and shadow shares: over every request;
 //! - shadow's priced effect: what the decided tiers would have cost against what the serving tier
-//!   charged, over shadowed requests with both known.
+//!   charged, over shadowed requests with both known;
+//! - tier mismatches: requests Envoy's route table served from another cluster than the routed
+//!   tier's (the record's `mismatch`), and how many of those from a cluster no tier names.
 
 pub mod baseline;
 pub mod plot;
@@ -26,7 +28,7 @@ pub mod window;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use triage_core::{Applied, DecisionRecord};
+use triage_core::{Applied, DecisionRecord, MismatchCause};
 
 use crate::log::feedback::Feedback;
 use crate::log::DecisionLog;
@@ -89,6 +91,8 @@ struct Tally {
     shadow_priced: usize,
     shadow_served_micro_usd: f64,
     shadow_decided_micro_usd: f64,
+    tier_mismatches: usize,
+    unknown_cluster: usize,
 }
 
 impl Tally {
@@ -115,6 +119,10 @@ impl Tally {
         self.escalated += usize::from(!record.escalations.is_empty());
         self.fail_open += usize::from(record.cause == FAIL_OPEN_CAUSE);
         self.unknown_usage += usize::from(record.usage.is_none());
+        if let Some(mismatch) = &record.mismatch {
+            self.tier_mismatches += 1;
+            self.unknown_cluster += usize::from(mismatch.cause == MismatchCause::UnknownCluster);
+        }
         if record.mode == Applied::Shadow {
             self.shadow += 1;
             if let (Some(served), Some(decided)) =
@@ -160,6 +168,8 @@ impl Tally {
             fail_open: self.fail_open,
             fail_open_share: share(self.fail_open, self.requests),
             unknown_usage: self.unknown_usage,
+            tier_mismatches: self.tier_mismatches,
+            unknown_cluster: self.unknown_cluster,
             shadow: self.shadow,
             shadow_share: share(self.shadow, self.requests),
             shadow_effect: (self.shadow_priced > 0).then(|| ShadowEffect {
@@ -220,6 +230,10 @@ pub struct Summary {
     pub fail_open: usize,
     pub fail_open_share: Option<f64>,
     pub unknown_usage: usize,
+    /// Requests Envoy's route table served from another cluster than the routed tier's.
+    pub tier_mismatches: usize,
+    /// Of those, served from a cluster no tier names (their cost is unknown).
+    pub unknown_cluster: usize,
     pub shadow: usize,
     pub shadow_share: Option<f64>,
     pub shadow_effect: Option<ShadowEffect>,

@@ -140,7 +140,7 @@ fn round_trips_with_every_field_present() {
     let line = record.to_json();
     assert!(!line.contains('\n'));
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(json.as_object().unwrap().len(), 26, "fixed schema: {line}");
+    assert_eq!(json.as_object().unwrap().len(), 28, "fixed schema: {line}");
     assert_eq!(json["v"], 3);
     assert_eq!(json["decision_id"], "6f1c2a4e-0b7d-4f3e-9a51-2c8d7e6b5a40");
     assert_eq!(json["request_id"], "req-1");
@@ -228,4 +228,179 @@ fn the_verified_identity_is_recorded_and_anonymous_is_null() {
         json["caller"].is_null() && json["tenant"].is_null(),
         "{json}"
     );
+}
+
+/// A record of a request triage routed to `tier` (enforced) or shadowed (routed to nothing).
+fn routed_to(config: &Config, tier: &str, mode: Applied) -> DecisionRecord {
+    let mut decision = decided(config);
+    decision.tier = tier.into();
+    DecisionRecord::new(config, &decision, start(mode, None))
+}
+
+fn json_of(record: &DecisionRecord) -> serde_json::Value {
+    serde_json::from_str(&record.to_json()).unwrap()
+}
+
+#[test]
+fn a_request_served_by_another_tiers_cluster_is_billed_at_that_tier() {
+    let config = config();
+    let mut record = routed_to(&config, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&config, Some("tier_small"));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, "small", "the tier whose cluster served it");
+    assert_eq!(record.decided_tier, "mid");
+    assert_eq!(record.served_cluster.as_deref(), Some("tier_small"));
+    // small: 1000 * 0.15 + 100 * 0.6 = 210; mid would have been 3500.
+    assert_eq!(record.cost_micro_usd, Some(210.0));
+    assert_eq!(record.decided_cost_micro_usd, Some(3_500.0));
+    assert_eq!(record.top_tier_cost_micro_usd, Some(21_000.0));
+    let json = json_of(&record);
+    assert_eq!(
+        json["mismatch"],
+        serde_json::json!({"routed": "mid", "served_cluster": "tier_small", "served": "small",
+                           "cause": "route_table"})
+    );
+    assert_eq!(json["served_cluster"], "tier_small");
+}
+
+#[test]
+fn the_routed_tiers_own_cluster_is_no_mismatch() {
+    let config = config();
+    let mut record = routed_to(&config, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&config, Some("tier_mid"));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, "mid");
+    assert_eq!(record.served_cluster.as_deref(), Some("tier_mid"));
+    assert_eq!(record.mismatch, None);
+    assert_eq!(record.cost_micro_usd, Some(3_500.0));
+    assert!(json_of(&record)["mismatch"].is_null());
+}
+
+#[test]
+fn a_cluster_no_tier_names_keeps_the_routed_tier_and_every_cost_unknown() {
+    let config = config();
+    let mut record = routed_to(&config, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&config, Some("catch_all"));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, "mid", "the routed tier: no tier served it");
+    assert_eq!(record.serving_tier(), None);
+    assert_eq!(
+        record.usage,
+        Some(USAGE),
+        "the tokens are known, their price is not"
+    );
+    let json = json_of(&record);
+    for field in [
+        "cost_micro_usd",
+        "top_tier_cost_micro_usd",
+        "decided_cost_micro_usd",
+    ] {
+        assert!(json[field].is_null(), "{field} must be null: {json}");
+    }
+    assert_eq!(
+        json["mismatch"],
+        serde_json::json!({"routed": "mid", "served_cluster": "catch_all", "served": null,
+                           "cause": "unknown_cluster"})
+    );
+}
+
+#[test]
+fn without_a_cluster_from_envoy_the_routed_tier_is_billed() {
+    let config = config();
+    let mut record = routed_to(&config, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&config, None);
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, "mid");
+    assert_eq!(record.served_cluster, None);
+    assert_eq!(record.mismatch, None);
+    assert_eq!(record.cost_micro_usd, Some(3_500.0));
+    assert!(json_of(&record)["served_cluster"].is_null());
+}
+
+#[test]
+fn a_shadowed_request_is_compared_with_the_default_tier() {
+    let config = config();
+    let mut record = routed_to(&config, "small", Applied::Shadow);
+    record.routed_attempt_served_by(&config, Some("tier_mid"));
+    assert_eq!(
+        record.mismatch, None,
+        "the default route serves a shadowed request"
+    );
+    let mut record = routed_to(&config, "small", Applied::Shadow);
+    record.routed_attempt_served_by(&config, Some("tier_frontier"));
+    record.settle(&config, Some(200), Some(USAGE));
+    let mismatch = record.mismatch.clone().unwrap();
+    assert_eq!(mismatch.routed, "mid");
+    assert_eq!(mismatch.served.as_deref(), Some("frontier"));
+    assert_eq!(record.tier, "frontier");
+    assert_eq!(record.cost_micro_usd, Some(21_000.0));
+    assert_eq!(record.decided_cost_micro_usd, Some(210.0));
+}
+
+#[test]
+fn an_escalated_answer_is_its_calls_and_the_dropped_one_the_route_tables() {
+    let config = config();
+    let mut record = routed_to(&config, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&config, Some("tier_small"));
+    record.escalations.push(Escalation {
+        from: "mid".into(),
+        to: "frontier".into(),
+        cause: "truncated".into(),
+        status: Some(200),
+        abandoned_usage: Some(Usage {
+            prompt_tokens: 100,
+            completion_tokens: 10,
+        }),
+    });
+    record.answered_by_escalation("frontier", "tier_frontier", Some("f".into()));
+    record.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(record.tier, "frontier");
+    assert_eq!(record.served_cluster.as_deref(), Some("tier_frontier"));
+    assert_eq!(record.model.as_deref(), Some("f"));
+    assert_eq!(
+        record.mismatch.as_ref().map(|m| m.served_cluster.as_str()),
+        Some("tier_small"),
+        "the routed attempt's mismatch stays recorded"
+    );
+    let dropped: Vec<DroppedAnswer> = record.dropped_answers(&config).collect();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(
+        dropped[0].tier,
+        Some("small"),
+        "small answered the routed attempt"
+    );
+    // frontier: 1000 * 15 + 100 * 60 = 21000; the dropped small answer: 100 * 0.15 + 10 * 0.6 = 21.
+    assert_eq!(record.cost_micro_usd, Some(21_021.0));
+
+    // Dropped by a cluster no tier names: that answer's price, and so the cost, is unknown.
+    let mut unknown = routed_to(&config, "mid", Applied::Enforce);
+    unknown.routed_attempt_served_by(&config, Some("catch_all"));
+    unknown.escalations = record.escalations.clone();
+    unknown.answered_by_escalation("frontier", "tier_frontier", None);
+    unknown.settle(&config, Some(200), Some(USAGE));
+    assert_eq!(unknown.serving_tier(), Some("frontier"));
+    assert_eq!(unknown.cost_micro_usd, None);
+    assert_eq!(unknown.top_tier_cost_micro_usd, Some(21_000.0));
+}
+
+#[test]
+fn tiers_sharing_a_cluster_read_it_as_the_routed_one() {
+    let shared = Config::from_json(
+        br#"{"tiers": [
+            {"name": "small", "model": "s", "max_score": 0.3, "cluster": "pool"},
+            {"name": "mid", "model": "m", "max_score": 0.6, "cluster": "pool"},
+            {"name": "frontier", "model": "f"}
+        ]}"#,
+    )
+    .unwrap();
+    assert_eq!(shared.tier_of_cluster("pool", "mid"), Some("mid"));
+    assert_eq!(shared.tier_of_cluster("pool", "frontier"), Some("small"));
+    assert_eq!(
+        shared.tier_of_cluster("tier_frontier", "mid"),
+        Some("frontier")
+    );
+    assert_eq!(shared.tier_of_cluster("elsewhere", "mid"), None);
+    let mut record = routed_to(&shared, "mid", Applied::Enforce);
+    record.routed_attempt_served_by(&shared, Some("pool"));
+    assert_eq!(record.mismatch, None);
 }

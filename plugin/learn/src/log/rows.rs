@@ -9,10 +9,14 @@
 //!    override and no verified caller is skipped whole, since whoever forged the override also
 //!    chose the tier that served it;
 //! 3. escalations for a weak answer that ended in a 2xx answer: every tier up to the dearest one
-//!    escalated from failed (0), the final `to` and dearer tiers answer (1), tiers skipped in between
-//!    are unknown. A step for a tier that was down (refused, reset, timed out, 429, 5xx) or skipped by
-//!    its open circuit breaker says nothing about the request: it is ignored;
+//!    whose answer was dropped failed (0), the final `to` and dearer tiers answer (1), tiers skipped
+//!    in between are unknown. A step for a tier that was down (refused, reset, timed out, 429, 5xx)
+//!    or skipped by its open circuit breaker says nothing about the request: it is ignored;
 //! 4. served by tier T with a 2xx answer and no complaint: T and dearer 1, cheaper tiers unknown.
+//!
+//! Rules 3 and 4 read who answered from the record's serving tier (the cluster Envoy says served
+//! it), not from where triage routed: when the route table sent a request elsewhere, the answer
+//! judged is that tier's. An answer from a cluster no tier names says nothing about any tier.
 //!
 //! The trainer's label is "the row's cheapest tier fails where its dearest succeeds", read from the
 //! cheapest and dearest tiers the row has ([`crate::train::label`]); so a row is kept only when both
@@ -73,6 +77,7 @@ pub enum SkipReason {
     Unpriced,
     UnverifiedOverride,
     RuleNotUsed,
+    UnknownServer,
 }
 
 impl SkipReason {
@@ -88,6 +93,7 @@ impl SkipReason {
             SkipReason::Unpriced => "with a tier neither the config nor the record prices",
             SkipReason::UnverifiedOverride => "with an override from no verified caller",
             SkipReason::RuleNotUsed => "labelled only by a rule left out (--label-rules)",
+            SkipReason::UnknownServer => "answered by a cluster no tier names",
         }
     }
 }
@@ -146,7 +152,10 @@ pub fn label(
     } else if let Some(last) = tried(record).last() {
         let mut dearest_failed = 0;
         for escalation in tried(record) {
-            dearest_failed = dearest_failed.max(rank(tiers, &escalation.from)?);
+            let failed = record
+                .dropped_by(escalation)
+                .ok_or(SkipReason::UnknownServer)?;
+            dearest_failed = dearest_failed.max(rank(tiers, failed)?);
         }
         let answered_by = rank(tiers, &last.to)?;
         if answered_by <= dearest_failed {
@@ -165,7 +174,8 @@ pub fn label(
             quality,
         }
     } else {
-        let served = rank(tiers, &record.tier)?;
+        let serving = record.serving_tier().ok_or(SkipReason::UnknownServer)?;
+        let served = rank(tiers, serving)?;
         let quality = (0..tiers.len())
             .map(|tier| (tier >= served).then_some(1.0))
             .collect();

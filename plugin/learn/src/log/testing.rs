@@ -51,6 +51,8 @@ pub fn record(id: &str, start_ms: u64, tier: &str) -> DecisionRecord {
         mode: Applied::Enforce,
         tier: tier.to_string(),
         decided_tier: tier.to_string(),
+        served_cluster: Some(format!("tier_{tier}")),
+        mismatch: None,
         cause: "scored".to_string(),
         rule: None,
         fail_open: None,

@@ -10,7 +10,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use triage_core::{Applied, Escalation, OverrideRecord};
+use triage_core::{Applied, Escalation, MismatchCause, OverrideRecord};
 
 use super::*;
 use crate::log::testing::{micro_usd, record};
@@ -440,4 +440,64 @@ fn feedback_on_a_shared_request_id_grades_nothing() {
         .next()
         .unwrap()
         .ends_with("feedback: 2 rows, 0 matching no record, 1 matching several records"));
+}
+
+#[test]
+fn requests_the_route_table_sent_elsewhere_are_counted_under_the_serving_tier() {
+    let routed_mid = |id: &str, cluster: &str, served: Option<&str>| {
+        let mut record = record(id, T0, served.unwrap_or("mid"));
+        record.decided_tier = "mid".into();
+        record.served_cluster = Some(cluster.into());
+        record.mismatch = Some(triage_core::Mismatch {
+            routed: "mid".into(),
+            served_cluster: cluster.into(),
+            served: served.map(str::to_string),
+            cause: match served {
+                Some(_) => MismatchCause::RouteTable,
+                None => MismatchCause::UnknownCluster,
+            },
+        });
+        record
+    };
+    let mut unknown = routed_mid("u", "catch_all", None);
+    unknown.cost_micro_usd = None;
+    let log = DecisionLog {
+        path: PathBuf::from("access.log"),
+        records: vec![
+            record("ok", T0, "mid"),
+            routed_mid("s", "tier_small", Some("small")),
+            unknown,
+        ],
+        skipped_lines: 0,
+    };
+    let mixed = build(&[log], &Feedback::default(), &TIERS, None);
+    let totals = &mixed.totals;
+    assert_eq!((totals.tier_mismatches, totals.unknown_cluster), (2, 1));
+    assert_eq!(
+        shares(totals),
+        [
+            ("small".into(), 1),
+            ("mid".into(), 2),
+            ("frontier".into(), 0)
+        ]
+    );
+    assert_eq!(
+        totals.cost_known, 2,
+        "the unknown cluster's cost is not guessed"
+    );
+    let text = render_text(&mixed);
+    assert!(
+        text.contains(
+            "tier mismatches: 2 of 3 requests served from another cluster than the routed \
+             tier's (1 from a cluster no tier names, cost unknown)"
+        ),
+        "{text}"
+    );
+    let json = serde_json::to_value(&mixed).unwrap();
+    assert_eq!(json["totals"]["tier_mismatches"], 2);
+    assert_eq!(json["totals"]["unknown_cluster"], 1);
+    assert!(
+        !render_text(&report(None)).contains("tier mismatches"),
+        "no line without a mismatch"
+    );
 }

@@ -54,6 +54,18 @@ fn shadow_line(summary: &Summary) -> Option<String> {
     ))
 }
 
+/// Requests the route table sent elsewhere: billed where they were served, and worth a look at
+/// Envoy's routes.
+fn mismatch_line(totals: &Summary) -> Option<String> {
+    (totals.tier_mismatches > 0).then(|| {
+        format!(
+            "\ntier mismatches: {} of {} requests served from another cluster than the routed \
+             tier's ({} from a cluster no tier names, cost unknown): check Envoy's route table\n",
+            totals.tier_mismatches, totals.requests, totals.unknown_cluster
+        )
+    })
+}
+
 pub fn render_text(report: &Report) -> String {
     let inputs = &report.inputs;
     let mut out = format!(
@@ -112,6 +124,10 @@ pub fn render_text(report: &Report) -> String {
     if !shadowed.is_empty() {
         out += "\nshadow mode, priced effect of enforcing:\n";
         out += &columns(&shadowed, "  ");
+    }
+
+    if let Some(line) = mismatch_line(&report.totals) {
+        out += &line;
     }
 
     out += "\ncost per task as volume grows:\n";
