@@ -1,7 +1,7 @@
 //! Tiers are declared once, in the plugin config (issue 19): `examples/tiers-of-your-own.json` has
 //! four tiers named after their models, and the Envoy config `triage envoy` makes from it routes
 //! each to its own upstream (here a mock per tier, which says who it is), where it is billed at its
-//! own price. With the config's real provider upstreams (TLS, DNS names) the same config passes
+//! own price and recorded with the cluster Envoy used. With the config's real provider upstreams (TLS, DNS names) the same config passes
 //! `envoy --mode validate`.
 // The helpers below are test code too (clippy only exempts `#[test]` functions).
 #![allow(clippy::expect_used, clippy::panic)]
@@ -91,6 +91,12 @@ fn four_tiers_named_after_their_models_are_each_served_and_billed_by_their_own_u
     for (tier, response) in &responses {
         let record = record_of(&logged, response);
         assert_eq!(record["tier"], tier.as_str(), "{record}");
+        assert_eq!(
+            record["served_cluster"],
+            format!("tier_{tier}").as_str(),
+            "the cluster Envoy used, read from Envoy"
+        );
+        assert!(record["mismatch"].is_null(), "{record}");
         let (_, input, output) = tier_terms(&own, tier);
         let usage = &record["usage"];
         let tokens = |key: &str| usage[key].as_f64().expect("usage from the mock");
