@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use triage_core::{Applied, Mode};
 use triage_e2e::auth;
 use triage_e2e::bodies::{self, CHAT, MESSAGES, NEUTRAL, RESPONSES, TRIVIAL};
-use triage_e2e::check::upstream_header;
+use triage_e2e::check::{records, upstream_header};
 use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
 use triage_e2e::{Request, Response, Scrape, Stack, StackOptions, TIERS};
 
@@ -84,22 +84,6 @@ fn prices(config: &Value) -> BTreeMap<String, (f64, f64)> {
                     price["output_per_mtok"].as_f64().expect("output price"),
                 ),
             )
-        })
-        .collect()
-}
-
-fn records(stack: &Stack, expected: usize) -> Vec<Value> {
-    let lines = stack.access_log(expected);
-    assert_eq!(
-        lines.len(),
-        expected,
-        "access log lines:\n{}",
-        lines.join("\n")
-    );
-    lines
-        .iter()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON record ({e}): {line}"))
         })
         .collect()
 }
