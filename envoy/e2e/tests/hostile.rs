@@ -460,6 +460,11 @@ fn cases() -> Vec<Case> {
              Routed { tier: Some("small"), model: Replaced("\"auto\"") }).header("X-TRIAGE-OVERRIDE", "frontier"),
         case("a mixed-case rule header still matches", CHAT, trivial_auto.clone(),
              Routed { tier: Some("frontier"), model: Replaced("\"auto\"") }).header("X-E2E-Force-Tier", "frontier"),
+        // The raw writer sends CR and LF inside a value. A CRLF ends the header line, so the rest is a
+        // header of its own (the client's doing: a spoofed route header, removed like any other).
+        // Envoy 1.40 does not answer 400 to a bare CR or an obsolete line fold: it drops the CR and
+        // unfolds the line into one value with a space, so neither becomes a header, and the
+        // upstream sees no line break in any value (checked for every case).
         case("a header value split by CRLF", CHAT, trivial_auto.clone(),
              Routed { tier: Some("small"), model: Replaced("\"auto\"") })
             .header("x-note", "a\r\nx-triage-route: frontier"),
@@ -613,10 +618,12 @@ fn reached(stack: &Stack, case: &Case, response: &Response, tier: &str, model: M
         None,
         "{name}: an override header never goes upstream"
     );
-    eprintln!(
-        "DEBUG {name}: x-note upstream {:?}",
-        header_values(&received.headers, "x-note")
-    );
+    for (header, value) in &received.headers {
+        assert!(
+            !value.contains(['\r', '\n']),
+            "{name}: a line break reached the upstream in {header}: {value:?}"
+        );
+    }
     received
 }
 
