@@ -325,7 +325,9 @@ fn cases() -> Vec<Case> {
              Routed { tier: None, model: Replaced("\"auto\"") }),
         case("a 10,000-message Anthropic conversation", MESSAGES, long_messages(10_000),
              Routed { tier: None, model: Replaced("\"auto\"") }),
-        // --- Bytes and escapes.
+        // --- Bytes and escapes. JSON is UTF-8 and an escaped lone surrogate is no character:
+        // triage's parser refuses both, so they fail open byte for byte and the provider answers
+        // them with its own 400 (or reads them leniently); triage never repairs a body.
         case("non-UTF-8 bytes in the content", CHAT,
              b"{\"model\": \"auto\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}".to_vec(),
              FailedOpen { cause: "invalid_json", model: Untouched }),
