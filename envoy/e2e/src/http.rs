@@ -22,6 +22,9 @@ pub enum Body {
         chunks: Vec<Vec<u8>>,
         pause: Duration,
     },
+    /// Written as it is after the head with no framing header: the request's own headers frame it,
+    /// or misframe it (a missing, short or long `content-length`).
+    Raw(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +68,7 @@ impl Request {
     pub fn body_bytes(&self) -> Vec<u8> {
         match &self.body {
             Body::None => Vec::new(),
-            Body::Fixed(bytes) => bytes.clone(),
+            Body::Fixed(bytes) | Body::Raw(bytes) => bytes.clone(),
             Body::Chunked { chunks, .. } => chunks.concat(),
         }
     }
@@ -79,7 +82,7 @@ impl Request {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         match &self.body {
-            Body::None => {}
+            Body::None | Body::Raw(_) => {}
             Body::Fixed(bytes) => head.push_str(&format!("content-length: {}\r\n", bytes.len())),
             Body::Chunked { .. } => head.push_str("transfer-encoding: chunked\r\n"),
         }
@@ -97,7 +100,7 @@ impl Request {
         out.write_all(&self.head())?;
         match &self.body {
             Body::None => {}
-            Body::Fixed(bytes) => out.write_all(bytes)?,
+            Body::Fixed(bytes) | Body::Raw(bytes) => out.write_all(bytes)?,
             Body::Chunked { chunks, pause } => {
                 for (i, chunk) in chunks.iter().enumerate() {
                     if i > 0 {
@@ -186,6 +189,37 @@ impl Connection {
                 (Err(read), Err(write)) => Err(io::Error::new(
                     read.kind(),
                     format!("{read} (and writing the request failed: {write})"),
+                )),
+            }
+        })
+    }
+}
+
+impl Connection {
+    /// Pipelining: writes every request, one after the other without waiting for an answer, while
+    /// reading the answers in order. A write error is reported only when an answer is missing.
+    pub fn pipeline(&mut self, requests: &[Request]) -> io::Result<Vec<Response>> {
+        let stream = &self.stream;
+        let reader = &mut self.reader;
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                requests
+                    .iter()
+                    .try_for_each(|request| request.write_to(stream))
+            });
+            let responses: io::Result<Vec<Response>> = requests
+                .iter()
+                .map(|request| read_response(reader, request.method.eq_ignore_ascii_case("HEAD")))
+                .collect();
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the request writer thread panicked")));
+            match (responses, written) {
+                (Ok(responses), _) => Ok(responses),
+                (Err(read), Ok(())) => Err(read),
+                (Err(read), Err(write)) => Err(io::Error::new(
+                    read.kind(),
+                    format!("{read} (and writing the requests failed: {write})"),
                 )),
             }
         })
