@@ -39,6 +39,28 @@ pub fn routed(stack: &Stack, response: &Response, tier: &str, upstream_body: &st
     received
 }
 
+/// The wasm VM never failed during the stack's life: no panic or uncaught error in Envoy's log, and
+/// no reload counted (`wasm.triage.vm_reload` itself never moves in Envoy 1.40, tests/vm_failure.rs;
+/// these do).
+pub fn assert_vm_never_failed(stack: &Stack) {
+    let log = stack.log();
+    assert!(
+        !log.contains("panicked") && !log.contains("Uncaught"),
+        "the VM failed:\n{log}"
+    );
+    for stat in [
+        "vm_reload_backoff",
+        "vm_reload_success",
+        "vm_reload_failure",
+    ] {
+        assert_eq!(
+            stack.stat(&format!("wasm.triage.{stat}")),
+            Some(0),
+            "{stat}"
+        );
+    }
+}
+
 /// The upstream body is exactly `expected`, and its framing says so.
 pub fn assert_body(received: &Received, expected: &str) {
     assert_eq!(

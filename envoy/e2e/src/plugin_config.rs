@@ -61,6 +61,29 @@ pub fn forcing_with_max_body(max_body_bytes: usize) -> Value {
     config
 }
 
+/// The model the shipped config writes for `tier` into a body of `format`.
+pub fn shipped_tier_model(tier: &str, format: triage_core::ApiFormat) -> String {
+    let config = triage_core::Config::from_json(forcing().to_string().as_bytes())
+        .expect("the shipped config is valid");
+    let index = config.tier_index(tier).expect("a shipped tier");
+    config
+        .tier_model(index, format)
+        .expect("every shipped tier names a model")
+        .to_owned()
+}
+
+/// [`forcing`] buffering up to 16 MiB and stating no Envoy limit (it would refuse a stated one
+/// as low as the shipped): run with the shipped config as the gateway's (`with_gateway_config`),
+/// Envoy's own 8 MiB + 1 KiB limit is what a larger body meets.
+pub fn buffering_past_envoys_limit() -> Value {
+    let mut config = forcing_with_max_body(16 * 1024 * 1024);
+    config["limits"]
+        .as_object_mut()
+        .expect("limits")
+        .remove("envoy_buffer_limit_bytes");
+    config
+}
+
 /// A number from the shipped config's `limits`.
 pub fn shipped_limit(name: &str) -> usize {
     shipped()["limits"][name]

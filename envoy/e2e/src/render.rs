@@ -14,10 +14,19 @@ pub struct Ports {
     pub admin: u16,
 }
 
-/// The tier names a plugin config declares, cheapest first; a config the filter must refuse (a
-/// test of that refusal) routes like the default one.
-pub fn tier_names(plugin_config: &str) -> Vec<String> {
-    triage_core::Config::from_json(plugin_config.as_bytes())
+/// The config the gateway's tiers come from: `gateway_config`, or the defaults ("") when it is one
+/// the filter must refuse (a test of that refusal still needs routes).
+fn routing_config(gateway_config: &str) -> &str {
+    match triage_core::Config::from_json(gateway_config.as_bytes()) {
+        Ok(_) => gateway_config,
+        Err(_) => "",
+    }
+}
+
+/// The tier names the gateway routes to for `gateway_config`, cheapest first (the defaults' when
+/// [`routing_config`] replaces it).
+pub fn tier_names(gateway_config: &str) -> Vec<String> {
+    triage_core::Config::from_json(gateway_config.as_bytes())
         .unwrap_or_default()
         .tier_names()
         .into_iter()
@@ -49,15 +58,10 @@ pub fn render(
             (tier.clone(), upstream)
         })
         .collect();
-    // A plugin config the filter must refuse still needs routes: those of the default tiers.
-    let tiers_config = match triage_core::Config::from_json(gateway_config.as_bytes()) {
-        Ok(_) => gateway_config,
-        Err(_) => "",
-    };
     render_envoy(&EnvoyStack {
         flavour,
         plugin_config,
-        tiers_config,
+        tiers_config: routing_config(gateway_config),
         listen_port: ports.listen,
         admin_port: ports.admin,
         wasm,

@@ -200,14 +200,9 @@ fn without_the_headroom_envoy_answers_413_to_the_rewritten_body() {
 fn envoys_limit_passes_a_buffered_body_of_its_size_and_refuses_one_byte_more() {
     // The filter buffers up to 16 MiB and is told nothing of Envoy's limit, and the body names a
     // model the filter does not rewrite: what Envoy holds is exactly what the client sent.
-    let mut config = plugin_config::forcing_with_max_body(16 * 1024 * 1024);
-    config["limits"]
-        .as_object_mut()
-        .expect("limits")
-        .remove("envoy_buffer_limit_bytes");
-    // Envoy keeps the shipped limit: the gateway's routes and limits come from the shipped config.
     let stack = Stack::start_with(
-        StackOptions::triage(&config).with_gateway_config(&plugin_config::forcing()),
+        StackOptions::triage(&plugin_config::buffering_past_envoys_limit())
+            .with_gateway_config(&plugin_config::forcing()),
     );
     let limit = shipped_limit("envoy_buffer_limit_bytes");
     let at_limit = |size: usize| {

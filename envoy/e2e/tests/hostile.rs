@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mock_llm::Received;
-use triage_core::{ApiFormat, Config};
+use triage_core::ApiFormat;
 use triage_e2e::bodies::{self, CHAT, MESSAGES, NEUTRAL, RESPONSES, TRIVIAL};
-use triage_e2e::check::{assert_body, triage_headers, upstream_header};
+use triage_e2e::check::{assert_body, assert_vm_never_failed, triage_headers, upstream_header};
 use triage_e2e::http::DEFAULT_TIMEOUT;
-use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
+use triage_e2e::plugin_config::{self, shipped_tier_model, FORCE_TIER_HEADER};
 use triage_e2e::{Body, Connection, Request, Response, Stack};
 
 /// Names the case on every request it sends, so the upstream requests of a case are found by it.
@@ -170,20 +170,9 @@ impl Case {
     }
 }
 
-/// The model the config writes for `tier` into a body of `format`.
-fn tier_model(tier: &str, format: ApiFormat) -> String {
-    let config = Config::from_json(plugin_config::forcing().to_string().as_bytes())
-        .expect("the shipped config is valid");
-    let index = config.tier_index(tier).expect("a shipped tier");
-    config
-        .tier_model(index, format)
-        .expect("every shipped tier names a model")
-        .to_owned()
-}
-
 /// The body the upstream should get: `framed` with `model` applied for `tier`.
 fn expected_body(framed: &[u8], model: Model, tier: &str, format: ApiFormat) -> Vec<u8> {
-    let written = serde_json::Value::from(tier_model(tier, format)).to_string();
+    let written = serde_json::Value::from(shipped_tier_model(tier, format)).to_string();
     match model {
         Model::Untouched => framed.to_vec(),
         Model::Replaced(value) => String::from_utf8(framed.to_vec())
@@ -776,22 +765,7 @@ fn hostile_clients_are_answered_and_forwarded_byte_for_byte_without_crashing_the
         failures.join("\n---\n")
     );
 
-    let log = stack.log();
-    assert!(
-        !log.contains("panicked") && !log.contains("Uncaught"),
-        "the VM failed:\n{log}"
-    );
-    for stat in [
-        "vm_reload_backoff",
-        "vm_reload_success",
-        "vm_reload_failure",
-    ] {
-        assert_eq!(
-            stack.stat(&format!("wasm.triage.{stat}")),
-            Some(0),
-            "{stat}"
-        );
-    }
+    assert_vm_never_failed(&stack);
     // Still serving after all of it.
     let after = stack.send(&Request::post(CHAT, bodies::chat(Some("auto"), TRIVIAL)));
     assert_eq!(after.status, 200, "{}", after.text());

@@ -10,7 +10,7 @@ use serde_json::Value;
 use triage_core::ApiFormat;
 use triage_e2e::bodies::{self, NEUTRAL, TRIVIAL};
 use triage_e2e::check::{answered_model, assert_body, record_of, records, triage_headers};
-use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
+use triage_e2e::plugin_config::{self, shipped_tier_model, FORCE_TIER_HEADER};
 use triage_e2e::{Body, Request, Response, Stack, StackOptions, TIERS};
 
 /// The lines of the rendered config that make Envoy normalize paths.
@@ -18,24 +18,13 @@ const ENVOY_NORMALIZATION: &str =
     "          normalize_path: true\n          merge_slashes: true\n          \
      path_with_escaped_slashes_action: REJECT_REQUEST\n";
 
-/// A client body of `format` asking for `model`, and the body its tier should get with `tier_model`.
+/// A client body of `format` asking for `model`, and the body its tier should get with `shipped_tier_model`.
 fn body(format: ApiFormat, model: &str, text: &str) -> String {
     match format {
         ApiFormat::OpenAiChat => bodies::chat(Some(model), text),
         ApiFormat::OpenAiResponses => bodies::responses(Some(model), text),
         ApiFormat::AnthropicMessages => bodies::messages(Some(model), text),
     }
-}
-
-/// The model the shipped config writes for `tier` into a body of `format`.
-fn tier_model(tier: &str, format: ApiFormat) -> String {
-    let config = triage_core::Config::from_json(plugin_config::forcing().to_string().as_bytes())
-        .expect("the shipped config is valid");
-    let index = config.tier_index(tier).expect("a shipped tier");
-    config
-        .tier_model(index, format)
-        .expect("every shipped tier names a model")
-        .to_owned()
 }
 
 /// `/v1/chat/completions` -> `/V1/Chat/Completions`.
@@ -93,7 +82,7 @@ fn assert_routed(
     assert_eq!(response.status, 200, "{what}: {}", response.text());
     assert_eq!(response.header("x-mock-tier"), Some(tier), "{what}");
     assert_eq!(response.header("x-triage-tier"), Some(tier), "{what}");
-    let model = tier_model(tier, format);
+    let model = shipped_tier_model(tier, format);
     // The mock answers in an API's shape only on that API's exact path.
     assert_eq!(answered_model(&response), model, "{what}");
     assert_eq!(
@@ -161,7 +150,7 @@ fn every_spelling_of_the_three_endpoints_is_routed_recorded_and_priced() {
         let record = record_of(&records, response);
         assert_eq!(record["api"], format.as_str(), "{path}");
         assert_eq!(record["tier"], *tier, "{path}");
-        assert_eq!(record["model"], tier_model(tier, *format), "{path}");
+        assert_eq!(record["model"], shipped_tier_model(tier, *format), "{path}");
         assert_eq!(record["status"], 200, "{path}");
         assert!(record["usage"].is_object(), "{path}: usage read: {record}");
         assert!(
