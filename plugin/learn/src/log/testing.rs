@@ -1,7 +1,9 @@
 //! Decision records for tests: a served, priced, 2xx chat request to build on.
 
 use serde_json::value::RawValue;
-use triage_core::{Applied, Config, DecisionRecord, Usage, RECORD_VERSION};
+use triage_core::{
+    Applied, Config, DecisionRecord, Mismatch, MismatchCause, Usage, RECORD_VERSION,
+};
 
 /// Three priced tiers; 1,000 prompt and 100 completion tokens cost 210 µ$ on small, 3,500 on mid
 /// and 21,000 on frontier.
@@ -70,4 +72,28 @@ pub fn record(id: &str, start_ms: u64, tier: &str) -> DecisionRecord {
         decision_us: 20,
         request: Some(RawValue::from_string(BODY.to_string()).unwrap()),
     }
+}
+
+/// A [`record`] triage routed to `routed` whose routed attempt Envoy served from `cluster`, the
+/// tier `served` owns (None: a cluster no tier names), as the filter settles it.
+pub fn misrouted(
+    id: &str,
+    start_ms: u64,
+    routed: &str,
+    cluster: &str,
+    served: Option<&str>,
+) -> DecisionRecord {
+    let mut record = record(id, start_ms, served.unwrap_or(routed));
+    record.decided_tier = routed.into();
+    record.served_cluster = Some(cluster.into());
+    record.mismatch = Some(Mismatch {
+        routed: routed.into(),
+        served_cluster: cluster.into(),
+        served: served.map(str::to_string),
+        cause: match served {
+            Some(_) => MismatchCause::RouteTable,
+            None => MismatchCause::UnknownCluster,
+        },
+    });
+    record
 }

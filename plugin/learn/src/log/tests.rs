@@ -80,20 +80,24 @@ fn labels(feedback: &Feedback, records: &[DecisionRecord]) -> Vec<Option<String>
         .collect()
 }
 
+/// Feedback read from `rows`, one JSON line each, as the file `fb.jsonl`.
+fn feedback_of(rows: &[&str]) -> Feedback {
+    let mut feedback = Feedback::default();
+    feedback
+        .parse(Cursor::new(rows.join("\n")), Path::new("fb.jsonl"), &TIERS)
+        .unwrap();
+    feedback
+}
+
 #[test]
 fn feedback_joins_by_decision_id_and_refuses_unknown_tiers() {
-    let mut feedback = Feedback::default();
-    let rows = [
+    let mut feedback = feedback_of(&[
         r#"{"decision_id": "d-a", "correct_tier": "mid", "grader": "eval-7"}"#,
         "",
         r#"{"decision_id": "d-b", "correct_tier": "small"}"#,
         r#"{"decision_id": "d-a", "correct_tier": "frontier"}"#,
         r#"{"decision_id": "d-z", "correct_tier": "frontier"}"#,
-    ]
-    .join("\n");
-    feedback
-        .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
-        .unwrap();
+    ]);
     assert_eq!(feedback.rows(), 4);
     let records = [
         record("a", 1, "small"),
@@ -156,18 +160,13 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
     no_keys.request_id = String::new();
     let records = [first, second, third, without_id, no_keys];
 
-    let mut feedback = Feedback::default();
-    let rows = [
+    let feedback = feedback_of(&[
         r#"{"request_id": "client-chosen", "correct_tier": "frontier"}"#,
         r#"{"request_id": "c", "correct_tier": "mid"}"#,
         r#"{"request_id": "e-only", "correct_tier": "small"}"#,
         r#"{"request_id": "", "correct_tier": "mid"}"#,
         r#"{"decision_id": "", "correct_tier": "mid"}"#,
-    ]
-    .join("\n");
-    feedback
-        .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
-        .unwrap();
+    ]);
     assert_eq!(
         labels(&feedback, &records),
         [None, None, Some("mid".into()), Some("small".into()), None],
@@ -180,15 +179,10 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
     );
 
     // Both keys on one row: the decision id decides; a decision-id row beats a request-id row.
-    let mut feedback = Feedback::default();
-    let rows = [
+    let feedback = feedback_of(&[
         r#"{"decision_id": "d-c", "request_id": "client-chosen", "correct_tier": "small"}"#,
         r#"{"request_id": "c", "correct_tier": "frontier"}"#,
-    ]
-    .join("\n");
-    feedback
-        .parse(Cursor::new(rows), Path::new("fb.jsonl"), &TIERS)
-        .unwrap();
+    ]);
     assert_eq!(
         labels(&feedback, &records),
         [None, None, Some("small".into()), None, None]
@@ -199,14 +193,7 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
 #[test]
 fn a_decision_id_in_two_records_labels_neither() {
     let records = [record("a", 1, "small"), record("a", 1, "small")];
-    let mut feedback = Feedback::default();
-    feedback
-        .parse(
-            Cursor::new(r#"{"decision_id": "d-a", "correct_tier": "mid"}"#),
-            Path::new("fb.jsonl"),
-            &TIERS,
-        )
-        .unwrap();
+    let feedback = feedback_of(&[r#"{"decision_id": "d-a", "correct_tier": "mid"}"#]);
     assert_eq!(labels(&feedback, &records), [None, None]);
     assert_eq!(feedback.join(&records).ambiguous, 1);
 }

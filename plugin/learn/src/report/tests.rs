@@ -10,10 +10,10 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use triage_core::{Applied, Escalation, MismatchCause, OverrideRecord};
+use triage_core::{Applied, Escalation, OverrideRecord};
 
 use super::*;
-use crate::log::testing::{micro_usd, record};
+use crate::log::testing::{micro_usd, misrouted, record};
 
 const HOUR: u64 = 3_600_000;
 /// 2023-11-14 22:00 UTC.
@@ -444,28 +444,13 @@ fn feedback_on_a_shared_request_id_grades_nothing() {
 
 #[test]
 fn requests_the_route_table_sent_elsewhere_are_counted_under_the_serving_tier() {
-    let routed_mid = |id: &str, cluster: &str, served: Option<&str>| {
-        let mut record = record(id, T0, served.unwrap_or("mid"));
-        record.decided_tier = "mid".into();
-        record.served_cluster = Some(cluster.into());
-        record.mismatch = Some(triage_core::Mismatch {
-            routed: "mid".into(),
-            served_cluster: cluster.into(),
-            served: served.map(str::to_string),
-            cause: match served {
-                Some(_) => MismatchCause::RouteTable,
-                None => MismatchCause::UnknownCluster,
-            },
-        });
-        record
-    };
-    let mut unknown = routed_mid("u", "catch_all", None);
+    let mut unknown = misrouted("u", T0, "mid", "catch_all", None);
     unknown.cost_micro_usd = None;
     let log = DecisionLog {
         path: PathBuf::from("access.log"),
         records: vec![
             record("ok", T0, "mid"),
-            routed_mid("s", "tier_small", Some("small")),
+            misrouted("s", T0, "mid", "tier_small", Some("small")),
             unknown,
         ],
         skipped_lines: 0,

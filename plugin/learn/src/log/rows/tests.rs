@@ -1,10 +1,10 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use triage_core::{Escalation, Mismatch, MismatchCause, OverrideRecord};
+use triage_core::{Escalation, OverrideRecord};
 
 use super::*;
-use crate::log::testing::{micro_usd, priced_config, record};
+use crate::log::testing::{micro_usd, misrouted, priced_config, record};
 
 const TIERS: [&str; 3] = ["small", "mid", "frontier"];
 
@@ -427,33 +427,20 @@ fn feedback_joins_on_the_decision_id_and_skips_unmatched_and_ambiguous_rows() {
     assert_eq!(from_log.by_rule.get(&LabelRule::Served), Some(&1));
 }
 
-/// A record triage routed to `routed` whose routed attempt Envoy served from `cluster`, as the
-/// filter settles it.
-fn misrouted(routed: &str, cluster: &str, served: Option<&str>) -> DecisionRecord {
-    let mut record = record("m", 0, served.unwrap_or(routed));
-    record.decided_tier = routed.into();
-    record.served_cluster = Some(cluster.into());
-    record.mismatch = Some(Mismatch {
-        routed: routed.into(),
-        served_cluster: cluster.into(),
-        served: served.map(str::to_string),
-        cause: match served {
-            Some(_) => MismatchCause::RouteTable,
-            None => MismatchCause::UnknownCluster,
-        },
-    });
-    record
-}
-
 #[test]
 fn a_quiet_answer_vouches_for_the_tier_envoy_served_it_from() {
     // Routed to mid, served by small's cluster: small answered, so every tier does.
-    let labelled = label(&misrouted("mid", "tier_small", Some("small")), None, &TIERS).unwrap();
+    let labelled = label(
+        &misrouted("m", 0, "mid", "tier_small", Some("small")),
+        None,
+        &TIERS,
+    )
+    .unwrap();
     assert_eq!(labelled.rule, LabelRule::Served);
     assert_eq!(labelled.quality, known([1.0, 1.0, 1.0]));
     // Served by a cluster no tier names: no tier's answer to learn from.
     assert_eq!(
-        label(&misrouted("mid", "catch_all", None), None, &TIERS),
+        label(&misrouted("m", 0, "mid", "catch_all", None), None, &TIERS),
         Err(SkipReason::UnknownServer)
     );
 }
@@ -462,7 +449,7 @@ fn a_quiet_answer_vouches_for_the_tier_envoy_served_it_from() {
 fn a_dropped_answer_fails_the_tier_envoy_served_it_from() {
     // Routed to mid, small's cluster gave the weak answer, frontier's call answered well: small
     // failed, mid never answered.
-    let mut record = misrouted("mid", "tier_small", Some("small"));
+    let mut record = misrouted("m", 0, "mid", "tier_small", Some("small"));
     record.escalations = vec![Escalation {
         from: "mid".into(),
         to: "frontier".into(),
@@ -475,7 +462,7 @@ fn a_dropped_answer_fails_the_tier_envoy_served_it_from() {
     assert_eq!(labelled.rule, LabelRule::Escalation);
     assert_eq!(labelled.quality, vec![Some(0.0), None, Some(1.0)]);
 
-    let mut unknown = misrouted("mid", "catch_all", None);
+    let mut unknown = misrouted("m", 0, "mid", "catch_all", None);
     unknown.escalations = record.escalations.clone();
     unknown.answered_by_escalation("frontier", "tier_frontier", None);
     assert_eq!(
