@@ -111,7 +111,9 @@ up() {
     down
     # One mock per tier, in the config's order: tier i on upstream_port + i.
     local tiers tier port index=0 mock_args=() upstream_args=()
-    tiers="$(python3 -c 'import json, sys; print(" ".join(t["name"] for t in json.load(open(sys.argv[1])).get("tiers", [{"name": "small"}, {"name": "mid"}, {"name": "frontier"}])))' "$plugin_config_file")"
+    # The tiers as the filter will see them (its defaults when the config names none); a config it
+    # refuses stops here, with the filter's message.
+    tiers="$("$repo/target/release/triage" validate "$plugin_config_file" | awk '/^  [a-z0-9_-]+: / { sub(/:$/, "", $1); print $1 }')"
     local ports=("$LISTEN_PORT" "$ADMIN_PORT")
     for tier in $tiers; do
         port=$((upstream_port + index))
