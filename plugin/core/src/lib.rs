@@ -17,6 +17,7 @@ mod escalation;
 mod features;
 mod format;
 mod identity;
+pub mod lifecycle;
 mod mode;
 mod model;
 mod policy;

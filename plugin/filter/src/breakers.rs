@@ -12,6 +12,7 @@
 use std::rc::Rc;
 
 use proxy_wasm::types::Status;
+use triage_core::lifecycle::BreakerBoard;
 use triage_core::{Breaker, BreakerSettings, Config};
 
 use crate::host;
@@ -50,17 +51,6 @@ impl Breakers {
             }
         }
         breakers
-    }
-
-    /// Whether a request may go to `tier` now (true for a tier without a breaker: escalation off).
-    pub fn allows(&self, tier: usize, now_ms: u64) -> bool {
-        self.update(tier, |breaker| breaker.allows(now_ms))
-            .unwrap_or(true)
-    }
-
-    /// The outcome of one attempt on `tier`.
-    pub fn record(&self, tier: usize, ok: bool, now_ms: u64) {
-        self.update(tier, |breaker| breaker.record(ok, now_ms));
     }
 
     /// Applies `step` to the tier's shared breaker; None when there is none or the host refused.
@@ -103,5 +93,17 @@ impl Breakers {
             "triage: breaker {key} kept changing under {CAS_ATTEMPTS} attempts; step dropped"
         );
         None
+    }
+}
+
+impl BreakerBoard for Breakers {
+    /// True for a tier without a breaker (escalation off) and when shared data fails.
+    fn allows(&self, tier: usize, now_ms: u64) -> bool {
+        self.update(tier, |breaker| breaker.allows(now_ms))
+            .unwrap_or(true)
+    }
+
+    fn record(&self, tier: usize, ok: bool, now_ms: u64) {
+        self.update(tier, |breaker| breaker.record(ok, now_ms));
     }
 }

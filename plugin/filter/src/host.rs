@@ -126,10 +126,6 @@ unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
-pub fn header_names(map: MapType) -> HostResult<Vec<String>> {
-    Ok(header_pairs(map)?.into_iter().map(|(key, _)| key).collect())
-}
-
 /// Every (name, value) of a header map, values as lossy UTF-8.
 pub fn header_pairs(map: MapType) -> HostResult<Vec<(String, String)>> {
     let (mut data, mut size) = (null_mut(), 0);

@@ -3,7 +3,7 @@
 use crate::breakers::Breakers;
 use crate::host;
 use crate::metrics::Metrics;
-use crate::request::TriageRequest;
+use crate::stream::TriageStream;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
@@ -67,7 +67,7 @@ impl RootContext for TriageRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(TriageRequest::new(
+        Some(Box::new(TriageStream::new(
             context_id,
             Rc::clone(&self.config),
             Rc::clone(&self.metrics),

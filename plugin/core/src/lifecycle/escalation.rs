@@ -1,6 +1,6 @@
 //! Escalation: when a cheaper tier fails (an error status, including Envoy's own replies for a
-//! reset, a refused connection or a timeout) or answers badly, the filter re-sends the request to
-//! the next dearer tier with `dispatch_http_call` and answers the client with that tier's response
+//! reset, a refused connection or a timeout) or answers badly, the request is sent again to the
+//! next dearer tier as a call of its own, and the client is answered with that tier's response
 //! instead, so the client sees one coherent answer.
 //!
 //! Why not Envoy's retry policy: a retry re-sends the same body to the same cluster, but the next
@@ -13,18 +13,20 @@
 
 use std::time::Duration;
 
-use proxy_wasm::types::{Action, BufferType, MapType};
-use triage_core::{
-    check_answer, failure_cause, Applied, Cause, Decision, Escalation, Expectations, StreamVerdict,
-    StreamWatch, Usage, UsageReader, Weakness,
+use super::headers::HeaderList;
+use super::request::Pending;
+use super::response::Routed;
+use super::{
+    is_event_stream, Call, Effect, HeaderMap, Level, Next, State, Turn, DECISION_ID_HEADER,
+    ESCALATED_HEADER, ESCALATION_CAUSE_HEADER, REASON_HEADER, SCORE_HEADER, TIER_HEADER,
+};
+use crate::{
+    check_answer, failure_cause, retarget, upstream_body, ApiFormat, Applied, Cause, Decision,
+    Escalation, Expectations, StreamVerdict, StreamWatch, Usage, UsageReader, Weakness,
 };
 
-use crate::host;
-use crate::request::{PendingRequest, Routed, TriageRequest, DECISION_ID_HEADER, TIER_HEADER};
-use crate::response::is_event_stream;
-
 /// What the response path is doing with the answer.
-pub(crate) enum Hold {
+pub(super) enum Hold {
     /// Passing it through.
     Off,
     /// Buffering a whole JSON answer to check it at its end.
@@ -36,12 +38,12 @@ pub(crate) enum Hold {
 }
 
 /// What an escalated attempt needs: the request as the client sent it and as the upstream got it.
-pub(crate) struct Retry {
+pub(super) struct Retry {
     body: Vec<u8>,
     /// Request headers as sent upstream, pseudo-headers included: an escalated call carries the
     /// first attempt's `x-request-id` (Envoy's id for the stream), so upstream logs see one id per
     /// client request. The decision id is not sent upstream.
-    headers: Vec<(String, String)>,
+    headers: HeaderList,
     /// The tier answering now.
     tier: usize,
     left: u32,
@@ -51,15 +53,22 @@ pub(crate) struct Retry {
     attempt: Option<Attempt>,
 }
 
-/// An escalated call in flight; its step is already in the record (status null until it answers).
+/// An escalated call: built, then sent (its token known and its step in the record, status null
+/// until it answers).
 struct Attempt {
-    token: u32,
+    token: Option<u32>,
+    from: usize,
     to: usize,
     cause: String,
+    /// The answer the call replaces, when it had usage (a weak answer, not a failure).
+    abandoned_usage: Option<Usage>,
     /// The model written into the escalated body.
     model: Option<String>,
     /// The cluster the call went to: the one that serves its answer.
     cluster: String,
+    /// Whether the client's answer was already held in an earlier callback, so that letting it go
+    /// takes an explicit continue (otherwise the current callback's action lets it go).
+    held_before: bool,
 }
 
 /// Headers that describe one hop's framing or connection, never copied to another message.
@@ -73,20 +82,14 @@ const HOP_HEADERS: [&str; 8] = [
     "upgrade",
     "expect",
 ];
-const ESCALATED_HEADER: &str = "x-triage-escalated";
-const ESCALATION_CAUSE_HEADER: &str = "x-triage-escalation-cause";
 
-impl TriageRequest {
-    fn now_ms(&self) -> u64 {
-        self.now_nanos() / 1_000_000
-    }
-
+impl Turn<'_> {
     /// Routes past tiers whose breaker is open, before anything is sent (the top tier is always
     /// allowed: there is nowhere else to go). Each skip is recorded as an escalation.
-    pub(crate) fn skip_open_tiers(
+    pub(super) fn skip_open_tiers(
         &self,
         decision: &mut Decision,
-        format: triage_core::ApiFormat,
+        format: ApiFormat,
     ) -> Vec<Escalation> {
         if self.config.escalation().is_none() || !automatic(&decision.cause) {
             return Vec::new();
@@ -102,25 +105,20 @@ impl TriageRequest {
             tier += 1;
         }
         if !skipped.is_empty() {
-            triage_core::retarget(&self.config, decision, tier, format);
+            retarget(self.config, decision, tier, format);
         }
         skipped
     }
 
     /// Tiers skipped by their breaker before sending are stated like an escalation.
-    pub(crate) fn write_skips(&self, skipped: &[Escalation]) {
+    pub(super) fn write_skips(&mut self, skipped: &[Escalation]) {
         let (Some(first), Some(last)) = (skipped.first(), skipped.last()) else {
             return;
         };
-        let values = [
-            (ESCALATED_HEADER, format!("{}->{}", first.from, last.to)),
-            (ESCALATION_CAUSE_HEADER, last.cause.clone()),
-        ];
-        for (name, value) in values {
-            if let Err(status) = host::set_header(MapType::HttpResponseHeaders, name, &value) {
-                self.warn(&format!("writing {name}"), status);
-            }
-        }
+        let escalated = format!("{}->{}", first.from, last.to);
+        let cause = last.cause.clone();
+        self.set_header(HeaderMap::Response, ESCALATED_HEADER, escalated);
+        self.set_header(HeaderMap::Response, ESCALATION_CAUSE_HEADER, cause);
     }
 
     fn step(
@@ -142,7 +140,7 @@ impl TriageRequest {
     }
 
     /// The tier whose breaker this request's answer teaches: enforced automatic decisions only.
-    pub(crate) fn breaker_tier(&self, decision: &Decision, applied: Applied) -> Option<usize> {
+    pub(super) fn breaker_tier(&self, decision: &Decision, applied: Applied) -> Option<usize> {
         self.config.escalation()?;
         if applied != Applied::Enforce || !automatic(&decision.cause) {
             return None;
@@ -152,9 +150,9 @@ impl TriageRequest {
 
     /// Whether this request may move up at all: enforced, routed by triage (not pinned to a model,
     /// not a fail-open), not opted out by config, and not already on the top tier.
-    pub(crate) fn retry_for(
+    pub(super) fn retry_for(
         &self,
-        pending: &PendingRequest,
+        pending: Pending,
         decision: &Decision,
         applied: Applied,
         body: Vec<u8>,
@@ -168,17 +166,10 @@ impl TriageRequest {
         if !movable {
             return None;
         }
-        let headers = match host::header_pairs(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers,
-            Err(status) => {
-                self.warn("reading the request headers for escalation", status);
-                return None;
-            }
-        };
         Some(Retry {
             expect: decision.expect,
             body,
-            headers,
+            headers: pending.headers,
             tier,
             left: policy.max_escalations,
             deadline_nanos: pending
@@ -192,9 +183,9 @@ impl TriageRequest {
     /// At the upstream's response headers: escalate on a failing status, hold a 2xx answer the
     /// checks must read, or let it pass. The tier's breaker learns from every enforced automatic
     /// request, escalatable or not (a half-open breaker's trial must report back).
-    pub(crate) fn watch_answer_start(&self, routed: &mut Routed, end_of_stream: bool) -> Action {
+    pub(super) fn watch_answer_start(&mut self, routed: &mut Routed, end_of_stream: bool) -> Next {
         let Some(policy) = self.config.escalation() else {
-            return Action::Continue;
+            return Next::Continue;
         };
         let status = routed.status.unwrap_or(0);
         let failing = policy.escalates_status(status);
@@ -202,23 +193,22 @@ impl TriageRequest {
             if let Some(tier) = routed.breaker_tier {
                 self.breakers.record(tier, !failing, self.now_ms());
             }
-            return Action::Continue;
+            return Next::Continue;
         };
         let tier = retry.tier;
         if failing {
             self.breakers.record(tier, false, self.now_ms());
-            let details = host::property(&["response", "code_details"])
-                .ok()
-                .flatten()
+            let details = self
+                .reads
+                .property(&["response", "code_details"])
                 .map(|details| String::from_utf8_lossy(&details).into_owned())
                 .unwrap_or_default();
-            log::debug!("#{} status {status} ({details})", self.context_id);
             return self.escalate_or_pass(routed, failure_cause(status, &details), None);
         }
         // Any other non-2xx answer is the request's problem, not the tier's.
         if !(200..300).contains(&status) {
             self.breakers.record(tier, true, self.now_ms());
-            return Action::Continue;
+            return Next::Continue;
         }
         if routed.event_stream {
             let watch = StreamWatch::new(
@@ -232,31 +222,31 @@ impl TriageRequest {
             routed.hold = Hold::Whole;
         } else {
             self.breakers.record(tier, true, self.now_ms());
-            return Action::Continue;
+            return Next::Continue;
         }
         if end_of_stream {
             // No body at all: judged now (an empty stream is a weak answer).
             return self.watch_answer_body(routed, &[], 0, true);
         }
-        Action::Pause
+        Next::Pause
     }
 
     /// A body chunk of a held answer; `buffer` is everything Envoy holds, new bytes from `fresh_from`.
-    pub(crate) fn watch_answer_body(
-        &self,
+    pub(super) fn watch_answer_body(
+        &mut self,
         routed: &mut Routed,
         buffer: &[u8],
         fresh_from: usize,
         end_of_stream: bool,
-    ) -> Action {
+    ) -> Next {
         let verdict = match &mut routed.hold {
-            Hold::Off => return Action::Continue,
-            Hold::Escalating => return Action::Pause,
-            Hold::Whole if !end_of_stream => return Action::Pause,
+            Hold::Off => return Next::Continue,
+            Hold::Escalating => return Next::Pause,
+            Hold::Whole if !end_of_stream => return Next::Pause,
             Hold::Whole => {
                 let (Some(policy), Some(retry)) = (self.config.escalation(), routed.retry.as_ref())
                 else {
-                    return Action::Continue;
+                    return Next::Continue;
                 };
                 match check_answer(routed.format, buffer, &retry.expect, &policy.checks) {
                     Some(weakness) => StreamVerdict::Escalate(weakness),
@@ -272,13 +262,13 @@ impl TriageRequest {
             }
         };
         match verdict {
-            StreamVerdict::Hold => Action::Pause,
+            StreamVerdict::Hold => Next::Pause,
             StreamVerdict::Release => {
                 if let Some(retry) = routed.retry.as_ref() {
                     self.breakers.record(retry.tier, true, self.now_ms());
                 }
                 routed.hold = Hold::Off;
-                Action::Continue
+                Next::Continue
             }
             StreamVerdict::Escalate(weakness) => {
                 if let Some(retry) = routed.retry.as_ref() {
@@ -290,19 +280,22 @@ impl TriageRequest {
         }
     }
 
-    /// Escalates (and holds the answer back) when the bounds allow, else lets the answer go.
+    /// Escalates (holding the answer back) when the bounds allow, else lets the answer go.
     fn escalate_or_pass(
-        &self,
+        &mut self,
         routed: &mut Routed,
         cause: &str,
         abandoned_usage: Option<Usage>,
-    ) -> Action {
-        if self.escalate(routed, cause, abandoned_usage) {
-            routed.hold = Hold::Escalating;
-            Action::Pause
-        } else {
-            routed.hold = Hold::Off;
-            Action::Continue
+    ) -> Next {
+        match self.escalation_call(routed, cause, abandoned_usage, false) {
+            Some(call) => {
+                routed.hold = Hold::Escalating;
+                Next::Dispatch(call)
+            }
+            None => {
+                routed.hold = Hold::Off;
+                Next::Continue
+            }
         }
     }
 
@@ -313,36 +306,35 @@ impl TriageRequest {
         (from + 1..=last).find(|tier| *tier == last || self.breakers.allows(*tier, now_ms))
     }
 
-    /// Sends the request to the next tier; false when the bounds say no or the call can't start.
-    fn escalate(&self, routed: &mut Routed, cause: &str, abandoned_usage: Option<Usage>) -> bool {
+    /// The call that sends the request to the next tier; None when the bounds say no. The attempt
+    /// waits in the retry for the host to say whether the call went out.
+    fn escalation_call(
+        &mut self,
+        routed: &mut Routed,
+        cause: &str,
+        abandoned_usage: Option<Usage>,
+        held_before: bool,
+    ) -> Option<Call> {
         let format = routed.format;
-        let (Some(policy), Some(retry)) = (self.config.escalation(), routed.retry.as_mut()) else {
-            return false;
-        };
+        let policy = self.config.escalation()?;
         let now = self.now_nanos();
+        let retry = routed.retry.as_mut()?;
         if retry.left == 0 || now >= retry.deadline_nanos {
-            log::info!(
-                "#{} not escalating ({cause}): {}",
-                self.context_id,
-                if retry.left == 0 {
-                    "no escalations left"
-                } else {
-                    "past the deadline"
-                }
-            );
-            return false;
+            let why = if retry.left == 0 {
+                "no escalations left"
+            } else {
+                "past the deadline"
+            };
+            self.log(Level::Info, format!("not escalating ({cause}): {why}"));
+            return None;
         }
         let from = retry.tier;
-        let Some(to) = self.next_tier(from) else {
-            return false;
-        };
-        let Some(cluster) = self.config.tier_cluster(to) else {
-            return false;
-        };
+        let to = self.next_tier(from)?;
+        let cluster = self.config.tier_cluster(to)?;
         let model = self.config.tier_model(to, format);
         let judged = retry.left > 1 && to + 1 < self.config.tier_names().len();
-        let body = match triage_core::upstream_body(
-            &self.config,
+        let body = match upstream_body(
+            self.config,
             format,
             &retry.body,
             judged,
@@ -352,26 +344,26 @@ impl TriageRequest {
             Ok(Some(body)) => body,
             Ok(None) => retry.body.clone(),
             Err(err) => {
-                log::warn!(
-                    "#{} not escalating: body not rewritten: {err}",
-                    self.context_id
+                self.log(
+                    Level::Warn,
+                    format!("not escalating: body not rewritten: {err}"),
                 );
-                return false;
+                return None;
             }
         };
         let from_name = self.config.tier_name(from).unwrap_or_default();
         let to_name = self.config.tier_name(to).unwrap_or_default();
+        let route_header = self.config.route_header();
         let mut headers: Vec<(String, String)> = retry
             .headers
+            .pairs()
             .iter()
             .filter(|(name, _)| {
-                !HOP_HEADERS.contains(&name.as_str())
-                    && name != self.config.route_header()
-                    && name != TIER_HEADER
+                !HOP_HEADERS.contains(&name.as_str()) && name != route_header && name != TIER_HEADER
             })
             .cloned()
             .collect();
-        headers.push((self.config.route_header().to_string(), to_name.to_string()));
+        headers.push((route_header.to_string(), to_name.to_string()));
         headers.push((TIER_HEADER.to_string(), to_name.to_string()));
         headers.push((
             ESCALATED_HEADER.to_string(),
@@ -380,50 +372,86 @@ impl TriageRequest {
         headers.push(("content-length".to_string(), body.len().to_string()));
         let left_ms = (retry.deadline_nanos - now) / 1_000_000;
         let timeout = Duration::from_millis(policy.attempt_timeout_ms.min(left_ms).max(1));
-        match host::dispatch(cluster, &headers, &body, timeout) {
-            Ok(token) => {
-                log::info!(
-                    "#{} escalating {from_name}->{to_name} ({cause})",
-                    self.context_id
-                );
-                retry.left -= 1;
-                retry.attempt = Some(Attempt {
-                    token,
-                    to,
-                    cause: cause.to_string(),
-                    model: model.map(str::to_string),
-                    cluster: cluster.to_string(),
-                });
-                let step = self.step(from, to, cause, None, abandoned_usage);
-                routed.record.escalations.push(step);
-                true
+        retry.attempt = Some(Attempt {
+            token: None,
+            from,
+            to,
+            cause: cause.to_string(),
+            abandoned_usage,
+            model: model.map(str::to_string),
+            cluster: cluster.to_string(),
+            held_before,
+        });
+        Some(Call {
+            cluster: cluster.to_string(),
+            headers,
+            body,
+            timeout,
+        })
+    }
+
+    /// The host sent the escalated call (its token) or could not: then the answer the client was
+    /// going to get goes out after all.
+    pub(super) fn dispatched(&mut self, state: &mut State, token: Option<u32>) -> Next {
+        let Some(mut routed) = Turn::take_routed(state) else {
+            return Next::Continue;
+        };
+        let attempt = routed.retry.as_mut().and_then(|retry| {
+            retry
+                .attempt
+                .as_mut()
+                .filter(|attempt| attempt.token.is_none())
+        });
+        let Some(attempt) = attempt else {
+            *state = State::Decided(routed);
+            return Next::Continue;
+        };
+        let Some(token) = token else {
+            let held_before = attempt.held_before;
+            if let Some(retry) = routed.retry.as_mut() {
+                retry.attempt = None;
             }
-            Err(status) => {
-                self.warn(&format!("escalating to cluster {cluster}"), status);
-                false
-            }
+            return self.release_held_answer(state, routed, held_before);
+        };
+        attempt.token = Some(token);
+        let (from, to, cause) = (attempt.from, attempt.to, attempt.cause.clone());
+        let abandoned_usage = attempt.abandoned_usage;
+        if let Some(retry) = routed.retry.as_mut() {
+            retry.left -= 1;
         }
+        let step = self.step(from, to, &cause, None, abandoned_usage);
+        self.log(
+            Level::Info,
+            format!("escalating {}->{} ({cause})", step.from, step.to),
+        );
+        routed.record.escalations.push(step);
+        routed.hold = Hold::Escalating;
+        *state = State::Decided(routed);
+        Next::Pause
     }
 
     /// The next tier answered (or its call failed): answer the client with it, escalate again, or
     /// give up and let the held answer go.
-    pub(crate) fn escalation_answered(&mut self, token: u32, num_headers: usize, body_size: usize) {
-        let Some(mut routed) = self.take_routed() else {
-            return;
+    pub(super) fn call_answered(
+        &mut self,
+        state: &mut State,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+    ) -> Next {
+        let Some(mut routed) = Turn::take_routed(state) else {
+            return Next::Continue;
         };
-        let attempt = routed
-            .retry
-            .as_mut()
-            .and_then(|retry| retry.attempt.take_if(|attempt| attempt.token == token));
+        let attempt = routed.retry.as_mut().and_then(|retry| {
+            retry
+                .attempt
+                .take_if(|attempt| attempt.token == Some(token))
+        });
         let Some(attempt) = attempt else {
-            return self.keep(routed);
+            *state = State::Decided(routed);
+            return Next::Continue;
         };
-        let headers = if num_headers > 0 {
-            host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let body = host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+        let (headers, body) = self.reads.call_answer(num_headers, body_size);
         let status: Option<u16> = header(&headers, ":status").and_then(|s| s.parse().ok());
         let event_stream = header(&headers, "content-type").is_some_and(is_event_stream);
         let mut usage = UsageReader::new(routed.format, event_stream);
@@ -453,19 +481,21 @@ impl TriageRequest {
             if let Some(retry) = routed.retry.as_mut() {
                 retry.tier = attempt.to;
             }
-            if self.escalate(&mut routed, cause, usage.usage().filter(|_| weak.is_some())) {
-                return self.keep(routed);
+            let abandoned = usage.usage().filter(|_| weak.is_some());
+            if let Some(call) = self.escalation_call(&mut routed, cause, abandoned, true) {
+                *state = State::Decided(routed);
+                return Next::Dispatch(call);
             }
-            return self.release_held_answer(routed);
+            return self.release_held_answer(state, routed, true);
         }
-        self.answer_with(
-            routed,
-            &attempt,
-            status.unwrap_or(200),
+        let answer = Answer {
+            status: status.unwrap_or(200),
             headers,
-            &body,
+            body,
             usage,
-        );
+        };
+        self.answer_with(state, routed, &attempt, answer);
+        Next::Continue
     }
 
     /// A further escalation is possible only with escalations left and a dearer tier: then the
@@ -499,8 +529,14 @@ impl TriageRequest {
         }
     }
 
-    /// Every escalation failed: the first tier's answer, held so far, goes to the client.
-    fn release_held_answer(&mut self, mut routed: Box<Routed>) {
+    /// No (further) escalation: the answer held so far goes to the client. Held in an earlier
+    /// callback, it takes an explicit continue; otherwise the current callback lets it go.
+    fn release_held_answer(
+        &mut self,
+        state: &mut State,
+        mut routed: Box<Routed>,
+        held_before: bool,
+    ) -> Next {
         routed.hold = Hold::Off;
         // Envoy hands over only new bytes once the answer flows again.
         routed.seen = 0;
@@ -513,24 +549,23 @@ impl TriageRequest {
             }
         }
         let ended = routed.response_ended;
-        self.keep(routed);
-        if let Err(status) = host::continue_response() {
-            self.warn("releasing the held answer", status);
+        *state = State::Decided(routed);
+        if held_before {
+            self.effects.push(Effect::ContinueResponse);
         }
         if ended {
-            self.settle();
+            self.settle(state);
         }
+        Next::Continue
     }
 
     /// Replaces the held answer with the escalated tier's, stating the escalation.
     fn answer_with(
         &mut self,
+        state: &mut State,
         mut routed: Box<Routed>,
         attempt: &Attempt,
-        status: u16,
-        upstream_headers: Vec<(String, String)>,
-        body: &[u8],
-        usage: UsageReader,
+        answer: Answer,
     ) {
         let to_name = self
             .config
@@ -542,15 +577,16 @@ impl TriageRequest {
             .escalations
             .first()
             .map_or_else(String::new, |step| step.from.clone());
-        let mut headers: Vec<(String, String)> = upstream_headers
+        let mut headers: Vec<(String, String)> = answer
+            .headers
             .into_iter()
             .filter(|(name, _)| !name.starts_with(':') && !HOP_HEADERS.contains(&name.as_str()))
             .collect();
         let decided = &routed.decision;
         for (name, value) in [
             (TIER_HEADER, Some(to_name.clone())),
-            ("x-triage-score", decided.score_header()),
-            ("x-triage-reason", Some(decided.reason_header())),
+            (SCORE_HEADER, decided.score_header()),
+            (REASON_HEADER, Some(decided.reason_header())),
             (ESCALATED_HEADER, Some(format!("{first}->{to_name}"))),
             (ESCALATION_CAUSE_HEADER, Some(attempt.cause.clone())),
             (
@@ -571,17 +607,26 @@ impl TriageRequest {
         routed
             .record
             .answered_by_escalation(&to_name, &attempt.cluster, attempt.model.clone());
-        routed.status = Some(status);
-        routed.usage = Some(usage);
+        routed.status = Some(answer.status);
+        routed.usage = Some(answer.usage);
         routed.hold = Hold::Off;
-        if let Err(status) =
-            host::send_local_response(u32::from(status), "triage_escalated", body, &headers)
-        {
-            self.warn("answering with the escalated response", status);
-        }
-        self.keep(routed);
-        self.settle();
+        self.effects.push(Effect::LocalReply {
+            status: answer.status,
+            details: "triage_escalated",
+            body: answer.body,
+            headers,
+        });
+        *state = State::Decided(routed);
+        self.settle(state);
     }
+}
+
+/// An escalated tier's answer, read in full.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    usage: UsageReader,
 }
 
 /// Decisions triage made itself: the only ones it may move.
