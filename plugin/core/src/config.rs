@@ -15,11 +15,11 @@ use crate::model::Model;
 use crate::pricing::Price;
 
 mod address;
-mod escalation;
+use crate::lifecycle::escalation::policy as escalation;
 mod identity;
 mod operations;
+pub use crate::lifecycle::escalation::policy::EscalationPolicy;
 pub use address::UpstreamAddress;
-pub use escalation::EscalationPolicy;
 pub use operations::Override;
 use operations::{RawOverride, RawPrice, RawRecord, RawUsage};
 
@@ -30,7 +30,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             path: path.into(),
             message: message.into(),
@@ -485,7 +485,7 @@ fn is_tchar(byte: u8) -> bool {
 }
 
 /// A lowercased HTTP header name that is not a pseudo-header.
-fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+pub(crate) fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     if name.starts_with(':') {
         return Err(ConfigError::new(
             path,

@@ -1,4 +1,4 @@
-use crate::answer::Expectations;
+use crate::lifecycle::escalation::answer::Expectations;
 
 /// Why a request was sent to the default tier without being scored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

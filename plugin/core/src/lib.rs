@@ -6,14 +6,11 @@
 //! [`decide`] on the same [`Config`]. The one thing it asks of its platform is random bytes, for
 //! [`new_decision_id`] (through `getrandom`: WASI `random_get` in the filter).
 
-mod answer;
-mod breaker;
 mod config;
 mod decision;
 mod decision_id;
 pub mod embed;
 mod endpoint;
-mod escalation;
 mod features;
 mod format;
 mod identity;
@@ -25,12 +22,9 @@ mod pricing;
 mod record;
 mod rewrite;
 mod scan;
-mod stream_watch;
 mod upstream;
 mod usage;
 
-pub use answer::{check_answer, AnswerChecks, Expectations, Weakness};
-pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use config::{
     Config, ConfigError, EscalationPolicy, OverMaxBody, Override, UpstreamAddress,
     OWN_HEADER_PREFIX,
@@ -40,10 +34,15 @@ pub use decision_id::{
     decision_id_from_bytes, decision_id_from_source, new_decision_id, IdUnavailable,
 };
 pub use endpoint::Endpoint;
-pub use escalation::{cause_judges_the_answer, failure_cause, ESCALATION_CAUSES};
 pub use features::{Features, FEATURE_COUNT, FEATURE_NAMES};
 pub use format::{parse_request, ApiFormat, Message, ParsedRequest, Role};
 pub use identity::{identity_value, Identity, IdentitySource, IdentitySources, MAX_IDENTITY_BYTES};
+pub use lifecycle::escalation::answer::{check_answer, AnswerChecks, Expectations, Weakness};
+pub use lifecycle::escalation::breaker::{Breaker, BreakerSettings, BreakerState};
+pub use lifecycle::escalation::causes::{
+    cause_judges_the_answer, failure_cause, ESCALATION_CAUSES,
+};
+pub use lifecycle::escalation::stream_watch::{StreamVerdict, StreamWatch};
 pub use mode::{Applied, Mode};
 pub use model::{
     model_inputs, Calibration, Model, ModelError, ModelInputs, Prediction, FEATURE_SET,
@@ -55,6 +54,5 @@ pub use record::{
     RecordStart, RECORD_VERSION,
 };
 pub use rewrite::{insert_member, rewrite_model, RewriteError};
-pub use stream_watch::{StreamVerdict, StreamWatch};
 pub use upstream::{max_growth, upstream_body};
 pub use usage::{Usage, UsageReader};

@@ -13,7 +13,7 @@
 //! in the plugin config).
 
 mod effect;
-mod escalation;
+pub(crate) mod escalation;
 mod headers;
 mod reads;
 mod request;

@@ -3,11 +3,11 @@
 
 use std::borrow::Cow;
 
-use crate::answer::Expectations;
 use crate::config::{Condition, Config};
 use crate::decision::{Cause, Decision, FailOpen};
 use crate::format::{parse_request, probe_model, ApiFormat, ModelField, ParsedRequest};
 use crate::identity::Identity;
+use crate::lifecycle::escalation::answer::Expectations;
 use crate::scan;
 
 /// What the filter knows from the request headers.

@@ -10,6 +10,16 @@
 //! before that point escalates, after it the stream is released and never switched. A transport
 //! reset *after* the upstream's response headers cannot be rescued here: Envoy resets the client's
 //! stream itself once the upstream response has started.
+//!
+//! Beside this step of the machine sit what it uses: `policy` (the config's `escalation` section),
+//! `answer` (the checks of a whole answer), `stream_watch` (holding a stream's start), `breaker` (a
+//! tier's circuit breaker) and `causes` (the names of why a request moved).
+
+pub(crate) mod answer;
+pub(crate) mod breaker;
+pub(crate) mod causes;
+pub(crate) mod policy;
+pub(crate) mod stream_watch;
 
 use std::time::Duration;
 

@@ -15,11 +15,11 @@
 
 use std::borrow::Cow;
 
-use crate::answer::shapes::{
+use super::answer::shapes::{
     anthropic_truncated, incomplete_for_tokens, AnthropicBody, AnthropicPart, ChatBody,
     ChatToolCall, ResponsesEvent, ANTHROPIC_CONTEXT_WINDOW,
 };
-use crate::answer::{
+use super::answer::{
     is_json_object, prefix, AnswerChecks, Expectations, Findings, LogprobSum, Weakness,
     REFUSAL_SCAN_BYTES,
 };

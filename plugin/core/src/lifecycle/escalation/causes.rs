@@ -1,7 +1,7 @@
 //! Names for why a request moved up a tier (a weak answer is named by `Weakness::as_str`), shared by the filter (metric labels, decision records)
 //! and the CLI reports.
 
-use crate::answer::Weakness;
+use super::answer::Weakness;
 
 /// Every escalation cause, a bounded set: metric series are defined for each.
 pub const ESCALATION_CAUSES: [&str; 13] = [

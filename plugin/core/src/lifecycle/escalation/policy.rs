@@ -4,13 +4,13 @@
 use regex::RegexBuilder;
 use serde::Deserialize;
 
-use super::{header_name, ConfigError, RawHeader};
-use crate::answer::AnswerChecks;
-use crate::breaker::BreakerSettings;
+use super::answer::AnswerChecks;
+use super::breaker::BreakerSettings;
+use crate::config::{header_name, ConfigError, RawHeader};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawEscalation {
+pub(crate) struct RawEscalation {
     max_escalations: Option<u32>,
     deadline_ms: Option<u64>,
     attempt_timeout_ms: Option<u64>,
@@ -102,7 +102,7 @@ const DEFAULT_STREAM_HOLD_BYTES: u64 = 1024;
 /// Bounds the memory a refusal regex may take inside the VM.
 const REFUSAL_REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-pub(super) fn policy(raw: Option<RawEscalation>) -> Result<Option<EscalationPolicy>, ConfigError> {
+pub(crate) fn policy(raw: Option<RawEscalation>) -> Result<Option<EscalationPolicy>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
     let max_escalations = raw.max_escalations.unwrap_or(1);
     if max_escalations == 0 {
