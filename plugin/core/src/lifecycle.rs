@@ -12,15 +12,20 @@
 //! until the decision is made at the end of the body (which needs `allow_on_headers_stop_iteration`
 //! in the plugin config).
 
+mod board;
 mod effect;
 pub(crate) mod escalation;
+pub mod exchange;
 mod headers;
 mod reads;
 mod request;
 mod response;
+#[cfg(test)]
+mod tests;
 
 use std::rc::Rc;
 
+pub use board::MemoryBreakers;
 pub use effect::{Call, Effect, HeaderMap, Level, Next, Step};
 pub use reads::{BreakerBoard, Reads};
 
