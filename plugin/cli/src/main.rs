@@ -1,5 +1,6 @@
 //! The `triage` command line: the filter's routing core, offline.
 
+mod answers;
 mod calibrate;
 mod envoy;
 mod eval;

@@ -2,9 +2,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
+use std::rc::Rc;
+
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use triage_core::lifecycle::exchange::{self, ClientRequest, HostSettings};
+use triage_core::lifecycle::MemoryBreakers;
 use triage_core::{decide, parse_request, ApiFormat, Config, Features, RequestHead, FEATURE_NAMES};
+
+use crate::answers::{self, TierAnswers};
 
 /// Reads one JSON object per line: a request body; a routing-dataset row, whose `request` field is the
 /// body; or an example line as in `examples/requests.jsonl`, `{"id", "path", "body"}`, whose path says
@@ -32,6 +38,12 @@ pub struct RouteArgs {
     /// x-triage-score's 4 decimals).
     #[arg(long, value_enum, default_value_t = EngineKind::Native)]
     engine: EngineKind,
+    /// Run each request through the filter's whole lifecycle with these answers of the tiers (a
+    /// JSON object keyed by tier name; see `answers.rs` or the README) and add "exchange": where
+    /// each attempt went with which model, escalations, the client's status and triage headers, and
+    /// the decision record. Native engine only.
+    #[arg(long)]
+    answers: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,13 +237,22 @@ fn round4(value: f64) -> f64 {
     (value * 1e4).round() / 1e4
 }
 
+/// What a line is routed with: the config, who decides, and the tiers' answers for an exchange.
+struct Router {
+    config: Rc<Config>,
+    engine: Engine,
+    /// With their breakers, kept across lines as the filter keeps them across requests.
+    exchange: Option<(TierAnswers, Rc<MemoryBreakers>)>,
+}
+
 fn route_line(
-    config: &Config,
-    engine: &mut Engine,
+    router: &mut Router,
     args: &RouteArgs,
     line: &str,
     number: usize,
 ) -> Result<(Value, bool), String> {
+    let config = Rc::clone(&router.config);
+    let config = &config;
     let forced = args.format;
     let object: Map<String, Value> =
         serde_json::from_str(line).map_err(|error| format!("not a JSON object: {error}"))?;
@@ -246,7 +267,7 @@ fn route_line(
         let format = forced.unwrap_or_else(|| infer_format(&object));
         (line.to_string(), format, json!(number))
     };
-    let routed = engine.route(config, format, &body)?;
+    let routed = router.engine.route(config, format, &body)?;
     let mut result = json!({
         "id": id,
         "format": format.as_str(),
@@ -259,7 +280,44 @@ fn route_line(
     if args.features {
         result["features"] = features_of(config, format, body.as_bytes());
     }
+    if let Some((answers, breakers)) = router.exchange.as_mut() {
+        let request = client_request(format, body.into_bytes());
+        let board = Rc::clone(breakers);
+        let settings = HostSettings {
+            start_nanos: now_nanos(),
+            decision_id: triage_core::new_decision_id().ok(),
+            ..HostSettings::default()
+        };
+        let outcome = exchange::run(config, board, &request, answers, &settings);
+        result["exchange"] = answers::summary(config, &outcome);
+    }
     Ok((result, routed.failed_open()))
+}
+
+/// The wall clock, as the filter's host gives it (0 before the epoch).
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}
+
+/// A client's POST of `body` to the format's endpoint, as the gateway would pass it on.
+fn client_request(format: ApiFormat, body: Vec<u8>) -> ClientRequest {
+    let headers = [
+        (":method", "POST".to_string()),
+        (":path", format.path().to_string()),
+        (":authority", "triage-cli".to_string()),
+        ("content-type", "application/json".to_string()),
+        ("content-length", body.len().to_string()),
+    ];
+    ClientRequest {
+        headers: headers
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect(),
+        body,
+        trailers: false,
+    }
 }
 
 /// The feature values the scorer saw (null when the body does not parse), for training a model.
@@ -287,7 +345,22 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
         Some(path) => format!("{path}: invalid config: {error}"),
         None => format!("invalid default config: {error}"),
     })?;
-    let mut engine = Engine::new(args.engine, &config_json)?;
+    let exchange = match &args.answers {
+        Some(_) if args.engine != EngineKind::Native => {
+            return Err("--answers runs the native engine's lifecycle: drop --engine wasm".into())
+        }
+        Some(path) => Some((
+            TierAnswers::read(path, &config)?,
+            Rc::new(MemoryBreakers::new(&config)),
+        )),
+        None => None,
+    };
+    let engine = Engine::new(args.engine, &config_json)?;
+    let mut router = Router {
+        config: Rc::new(config),
+        engine,
+        exchange,
+    };
     let input: Box<dyn Read> = match args.input.as_deref() {
         None | Some("-") => Box::new(std::io::stdin()),
         Some(path) => {
@@ -311,7 +384,7 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
         if line.trim().is_empty() {
             continue;
         }
-        match route_line(&config, &mut engine, &args, &line, number) {
+        match route_line(&mut router, &args, &line, number) {
             Ok((result, fail_open)) => {
                 routed += 1;
                 failed_open += usize::from(fail_open);

@@ -349,3 +349,119 @@ fn the_margin_is_the_distance_to_each_neighbouring_tier() {
         }
     }
 }
+
+/// A config where the hand-set model sends the translation row to `small`, which escalates.
+fn escalating_config() -> TempFile {
+    let model: Value = serde_json::from_str(&triage_core::Model::hand_set(1).to_json()).unwrap();
+    temp_file(
+        &serde_json::json!({
+            "model": model,
+            "escalation": {"max_escalations": 2, "checks": {"empty": true}}
+        })
+        .to_string(),
+    )
+}
+
+fn chat_answer(text: &str) -> Value {
+    serde_json::json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3}
+    })
+}
+
+#[test]
+fn answers_run_the_whole_lifecycle_escalations_included() {
+    let config = escalating_config();
+    let answers = temp_file(
+        &serde_json::json!({
+            "small": {"status": 503, "content_type": "text/plain", "body": "overloaded"},
+            "mid": {"body": chat_answer("")},
+            "frontier": {"body": chat_answer("Bonjour"), "headers": {"X-Provider": "p"}}
+        })
+        .to_string(),
+    );
+    let output = triage(
+        &[
+            "route",
+            "--config",
+            config.path(),
+            "--answers",
+            answers.path(),
+        ],
+        &format!("{ROW}\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = &lines(&output)[0];
+    assert_eq!(line["tier"], "small", "{line}");
+    let exchange = &line["exchange"];
+    assert_eq!(exchange["upstream"]["tier"], "small");
+    // 503 on small, an empty answer on mid, then frontier answers.
+    let calls: Vec<&Value> = exchange["calls"].as_array().unwrap().iter().collect();
+    assert_eq!(calls.len(), 2, "{exchange}");
+    assert_eq!(calls[0]["tier"], "mid");
+    assert_eq!(calls[1]["tier"], "frontier");
+    let frontier_model = triage_core::Config::default()
+        .tier_model(2, triage_core::ApiFormat::OpenAiChat)
+        .map(str::to_string);
+    assert_eq!(calls[1]["model"], serde_json::json!(frontier_model));
+    let response = &exchange["response"];
+    assert_eq!(response["status"], 200);
+    assert_eq!(response["headers"]["x-triage-tier"], "frontier");
+    assert_eq!(response["headers"]["x-triage-escalated"], "small->frontier");
+    assert_eq!(response["headers"]["x-triage-escalation-cause"], "empty");
+    let record = &exchange["record"];
+    assert_eq!(record["tier"], "frontier");
+    assert_eq!(record["decided_tier"], "small");
+    let causes: Vec<&Value> = record["escalations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| &step["cause"])
+        .collect();
+    assert_eq!(causes, ["status_5xx", "empty"]);
+    assert_eq!(record["usage"]["completion_tokens"], 3);
+}
+
+#[test]
+fn answers_must_name_every_tier_and_only_tiers() {
+    let config = escalating_config();
+    let cases = [
+        (
+            serde_json::json!({"small": "reset", "mid": "reset"}),
+            "no answer for frontier",
+        ),
+        (
+            serde_json::json!({"small": "reset", "mid": "reset", "frontier": "reset", "huge": "reset"}),
+            "\"huge\" is not a tier",
+        ),
+        (
+            serde_json::json!({"small": "down", "mid": "reset", "frontier": "reset"}),
+            "neither an answer object nor \"reset\"",
+        ),
+    ];
+    for (answers, needle) in cases {
+        let answers = temp_file(&answers.to_string());
+        let output = triage(
+            &[
+                "route",
+                "--config",
+                config.path(),
+                "--answers",
+                answers.path(),
+            ],
+            &format!("{ROW}\n"),
+        );
+        assert!(!output.status.success());
+        assert!(
+            stderr(&output).contains(needle),
+            "{needle}: {}",
+            stderr(&output)
+        );
+    }
+    let answers = temp_file(r#"{"small": "reset", "mid": "reset", "frontier": "reset"}"#);
+    let output = triage(
+        &["route", "--engine", "wasm", "--answers", answers.path()],
+        &format!("{ROW}\n"),
+    );
+    assert!(stderr(&output).contains("--answers"), "{}", stderr(&output));
+}
