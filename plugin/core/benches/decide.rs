@@ -1,11 +1,18 @@
 //! `cargo bench -p triage-core --bench decide`: one full decision on a realistic 4 KB chat request and
 //! on a 1 MB one (throughput), and the shipped model's prediction, the hand-made features and the
-//! prompt's embedding alone on an already parsed request.
+//! prompt's embedding alone on an already parsed request; and the whole lifecycle of a stream (the
+//! machine with its in-memory host: request in 16 KiB chunks, the decision, the rewrite, a JSON
+//! answer read for usage and checked, the record settled) with the shipped plugin config, beside
+//! `decide` alone on the same bytes with that config.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::rc::Rc;
+
 use triage_core::embed::Embedder;
+use triage_core::lifecycle::exchange::{run, Answer, ClientRequest, HostSettings, Reply, Sent};
+use triage_core::lifecycle::MemoryBreakers;
 use triage_core::{decide, parse_request, ApiFormat, Config, Features, Model, RequestHead};
 
 const SYSTEM: &str = "You are a senior backend engineer helping a team that runs a payments platform. \
@@ -130,5 +137,66 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The plugin config the shipped stack runs (prices, records with bodies, escalation with checks).
+fn shipped_config() -> Config {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../envoy/plugin-config.json"
+    );
+    let json = std::fs::read(path).unwrap_or_default();
+    Config::from_json(&json).unwrap_or_default()
+}
+
+fn bench_lifecycle(c: &mut Criterion) {
+    let config = Rc::new(shipped_config());
+    let head = RequestHead {
+        format: ApiFormat::OpenAiChat,
+        path: "/v1/chat/completions",
+        headers: &[],
+        identity: triage_core::Identity::ANONYMOUS,
+    };
+    let answer = serde_json::json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Batch per account."},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 5}
+    })
+    .to_string();
+    let mut upstreams =
+        |_: &Sent| Reply::Answer(Answer::new(200, "application/json", answer.clone()));
+    let settings = HostSettings::default();
+    let mut group = c.benchmark_group("lifecycle");
+    for filler in [0, 28 << 10] {
+        let body = chat_request(filler);
+        let request = ClientRequest {
+            headers: vec![
+                (":method".into(), "POST".into()),
+                (":path".into(), "/v1/chat/completions".into()),
+                (":authority".into(), "llm.example".into()),
+                ("content-type".into(), "application/json".into()),
+                ("content-length".into(), body.len().to_string()),
+            ],
+            body: body.clone(),
+            trailers: false,
+        };
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("exchange_{}_bytes", body.len()), |b| {
+            b.iter(|| {
+                let breakers = Rc::new(MemoryBreakers::new(&config));
+                run(
+                    &config,
+                    breakers,
+                    black_box(&request),
+                    &mut upstreams,
+                    &settings,
+                )
+            })
+        });
+        group.bench_function(format!("decide_{}_bytes", body.len()), |b| {
+            b.iter(|| decide(black_box(&config), &head, black_box(&body)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_lifecycle);
 criterion_main!(benches);
