@@ -2,11 +2,18 @@
 # Runs the triage stack locally: the mock LLM upstream standing in for every tier's provider (one port
 # per tier of the plugin config) and Envoy in front of it, its config made by `triage envoy` from the
 # plugin config (a route and a cluster per tier: adding or renaming a tier is one edit to that file).
-#   stack.sh up [--baseline]   set up, then (re)start both in the background and wait until they serve
-#   stack.sh down              stop both (safe to repeat)
+#   stack.sh up [--baseline | --ecds]   set up, then (re)start both in the background and wait until
+#                              they serve; --ecds: Envoy discovers triage by extension config
+#                              discovery from a watched file and fetches the module by URL and
+#                              sha256 from a local HTTP server, as a control plane delivers wasm
+#   stack.sh deliver VERSION [PLUGIN_CONFIG]   (an --ecds stack) push a new version of triage: the
+#                              config (default: the stack's) with the module TRIAGE_WASM; prints
+#                              whether Envoy serves it or refused it (the previous one keeps serving)
+#   stack.sh down              stop everything (safe to repeat)
 #   stack.sh status
 # Ports: TRIAGE_LISTEN_PORT (10000), TRIAGE_ADMIN_PORT (9901), TRIAGE_UPSTREAM_PORT (18001: the mock
-# of the config's first tier; the next tiers take the next ports). Plugin config: TRIAGE_PLUGIN_CONFIG
+# of the config's first tier; the next tiers take the next ports), TRIAGE_MODULE_PORT (the --ecds
+# module server: the upstream port - 1). Plugin config: TRIAGE_PLUGIN_CONFIG
 # (a file, default envoy/plugin-config.json). Wasm module: TRIAGE_WASM (default the built triage.wasm).
 # Logs, pids and the rendered config: envoy/.run/<listen port>/, so stacks on other ports (say triage
 # and baseline side by side) coexist. The gateway's test keys: envoy/.run/<listen port>/auth/ (kept
@@ -19,6 +26,7 @@ repo="$(dirname "$here")"
 export LISTEN_PORT="${TRIAGE_LISTEN_PORT:-10000}"
 export ADMIN_PORT="${TRIAGE_ADMIN_PORT:-9901}"
 upstream_port="${TRIAGE_UPSTREAM_PORT:-18001}"
+module_port="${TRIAGE_MODULE_PORT:-$((upstream_port - 1))}"
 plugin_config_file="${TRIAGE_PLUGIN_CONFIG:-$here/plugin-config.json}"
 run="$here/.run/$LISTEN_PORT"
 ready_timeout_s=30
@@ -53,6 +61,7 @@ stop() {
 down() {
     stop envoy .venv/bin/envoy
     stop mock-llm target/release/mock-llm
+    stop modules http.server
 }
 
 start_detached() {
@@ -100,10 +109,53 @@ wait_ready() {
     done
 }
 
+# Writes one version of triage where the --ecds stack's Envoy watches for it (whole, by rename).
+# write_version VERSION PLUGIN_CONFIG MODULE_URL [--first]
+write_version() {
+    "$repo/target/release/triage" ecds --version "$1" --config "$2" --module-url "$3" \
+        --wasm "$run/modules/triage.wasm" ${4:-} >"$run/ecds/.staged" || return 1
+    mv "$run/ecds/.staged" "$run/ecds/triage.yaml"
+}
+
+ecds_stat() {
+    curl -s -m 2 "http://127.0.0.1:$ADMIN_PORT/stats?filter=extension_config_discovery.http_filter.triage.$1" |
+        awk -F': ' '{ gsub(/"/, "", $2); print $2 }'
+}
+
+# Envoy refuses a version while it fetches a module it has not cached; a control plane then
+# delivers it again (with another URL query: Envoy skips a delivery equal to the last one).
+deliver() {
+    local version="${1:?usage: stack.sh deliver VERSION [PLUGIN_CONFIG]}" config="${2:-$plugin_config_file}"
+    [[ -f "$run/ecds/triage.yaml" ]] || { echo "stack.sh: no --ecds stack on port $LISTEN_PORT" >&2; exit 1; }
+    cp "${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}" "$run/modules/triage.wasm"
+    local attempt refused deadline url="http://127.0.0.1:$module_port/triage.wasm"
+    for attempt in 0 1 2; do
+        refused="$(ecds_stat update_rejected)"
+        local query=""
+        ((attempt > 0)) && query="?attempt=$attempt"
+        # A config the filter would refuse is refused here, with its words, before Envoy sees it.
+        write_version "$version" "$config" "$url$query" || exit 1
+        deadline=$((SECONDS + 20))
+        while ((SECONDS < deadline)); do
+            if [[ "$(ecds_stat version_text)" == "$version" ]]; then
+                echo "Envoy serves triage version $version"
+                return 0
+            fi
+            [[ "$(ecds_stat update_rejected)" != "$refused" ]] && break
+            sleep 0.1
+        done
+        sleep 0.5
+    done
+    echo "stack.sh: Envoy refused version $version; version $(ecds_stat version_text) keeps serving" >&2
+    envoy_log_excerpt | tail -n 3 >&2
+    exit 1
+}
+
 up() {
     local flavour=triage
     case "${1:-}" in
     --baseline) flavour=baseline ;;
+    --ecds) flavour=ecds ;;
     "") ;;
     *) usage ;;
     esac
@@ -115,6 +167,7 @@ up() {
     # refuses stops here, with the filter's message.
     tiers="$("$repo/target/release/triage" validate "$plugin_config_file" | awk '/^  [a-z0-9_-]+: / { sub(/:$/, "", $1); print $1 }')"
     local ports=("$LISTEN_PORT" "$ADMIN_PORT")
+    [[ "$flavour" == ecds ]] && ports+=("$module_port")
     for tier in $tiers; do
         port=$((upstream_port + index))
         index=$((index + 1))
@@ -134,8 +187,22 @@ up() {
     if [[ -s "$run/access.log" ]]; then
         mv "$run/access.log" "$run/access.log.$(date -u +%Y%m%dT%H%M%SZ)"
     fi
-    local flavour_args=(--wasm "${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}")
+    local wasm="${TRIAGE_WASM:-$repo/target/wasm32-wasip1/release/triage.wasm}"
+    local flavour_args=(--wasm "$wasm")
     [[ "$flavour" == baseline ]] && flavour_args=(--baseline)
+    if [[ "$flavour" == ecds ]]; then
+        mkdir -p "$run/modules" "$run/ecds"
+        cp "$wasm" "$run/modules/triage.wasm"
+        start_detached modules "$repo/.venv/bin/python3" -m http.server "$module_port" \
+            --bind 127.0.0.1 --directory "$run/modules"
+        until [[ "$(http_code "http://127.0.0.1:$module_port/triage.wasm")" == 200 ]]; do
+            live_pid modules http.server >/dev/null || { echo "stack.sh: the module server exited" >&2; tail -n 5 "$run/modules.log" >&2; exit 1; }
+            sleep 0.1
+        done
+        # A fresh Envoy fetches the first version's module while its listener warms.
+        write_version 1 "$plugin_config_file" "http://127.0.0.1:$module_port/triage.wasm" --first
+        flavour_args=(--ecds-resource "$run/ecds/triage.yaml" --module-server "http://127.0.0.1:$module_port")
+    fi
     "$repo/target/release/triage" envoy --config "$plugin_config_file" "${flavour_args[@]}" \
         --listen-port "$LISTEN_PORT" --admin-port "$ADMIN_PORT" --access-log "$run/access.log" \
         --jwks "$run/auth/jwks.json" "${upstream_args[@]}" >"$run/envoy.yaml"
@@ -150,7 +217,7 @@ up() {
 
 status() {
     local pid
-    for component in "envoy .venv/bin/envoy" "mock-llm target/release/mock-llm"; do
+    for component in "envoy .venv/bin/envoy" "mock-llm target/release/mock-llm" "modules http.server"; do
         set -- $component
         if pid="$(live_pid "$1" "$2")"; then echo "$1: running (pid $pid)"; else echo "$1: stopped"; fi
     done
@@ -158,7 +225,7 @@ status() {
 }
 
 usage() {
-    echo "usage: stack.sh up [--baseline] | down | status" >&2
+    echo "usage: stack.sh up [--baseline | --ecds] | deliver VERSION [PLUGIN_CONFIG] | down | status" >&2
     echo "caller tokens for a running stack: .venv/bin/python3 envoy/auth/tokens.py --help" >&2
     exit 2
 }
@@ -166,6 +233,7 @@ usage() {
 cd "$repo"
 case "${1:-}" in
 up) shift && up "$@" ;;
+deliver) shift && deliver "$@" ;;
 down) down ;;
 status) status ;;
 *) usage ;;

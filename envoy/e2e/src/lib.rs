@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bodies;
 pub mod check;
+pub mod ecds;
 pub mod http;
 pub mod paths;
 pub mod plugin_config;

@@ -3,10 +3,16 @@
 //! pointed at the in-process mocks.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use triage_gateway::envoy::Flavour;
-use triage_gateway::envoy::{render as render_envoy, EnvoyStack, SYSTEM_CA_FILE};
+use triage_gateway::envoy::{render as render_envoy, Ecds, EnvoyStack, SYSTEM_CA_FILE};
+
+/// A local server's address as a tier's or the module server's upstream.
+fn mock_address(url: &str) -> triage_core::UpstreamAddress {
+    triage_core::UpstreamAddress::parse("mock", url)
+        .unwrap_or_else(|e| panic!("address {url}: {e}"))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
@@ -37,7 +43,8 @@ pub fn tier_names(gateway_config: &str) -> Vec<String> {
 /// `wasm` is needed by the triage flavour only; `mocks` are the tiers' upstreams, by tier name;
 /// `gateway_config` is the plugin config the routes, clusters and limits are made from (usually
 /// `plugin_config` itself); `access_log` is where Envoy writes decision records; `jwks` holds the
-/// keys the gateway's `jwt_authn` filter verifies caller tokens with.
+/// keys the gateway's `jwt_authn` filter verifies caller tokens with; `ecds`, when set, is the
+/// resource file Envoy discovers triage from and the server it fetches modules from.
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     flavour: Flavour,
@@ -48,15 +55,11 @@ pub fn render(
     gateway_config: &str,
     access_log: &Path,
     jwks: &Path,
+    ecds: Option<&(PathBuf, SocketAddr)>,
 ) -> String {
     let upstreams: Vec<_> = mocks
         .iter()
-        .map(|(tier, addr)| {
-            let url = format!("http://{addr}");
-            let upstream = triage_core::UpstreamAddress::parse("mock", &url)
-                .unwrap_or_else(|e| panic!("mock address {url}: {e}"));
-            (tier.clone(), upstream)
-        })
+        .map(|(tier, addr)| (tier.clone(), mock_address(&format!("http://{addr}"))))
         .collect();
     render_envoy(&EnvoyStack {
         flavour,
@@ -69,6 +72,10 @@ pub fn render(
         jwks,
         upstreams: &upstreams,
         ca_file: Path::new(SYSTEM_CA_FILE),
+        ecds: ecds.map(|(resource, server)| Ecds {
+            resource,
+            module_server: mock_address(&format!("http://{server}")),
+        }),
     })
     .unwrap_or_else(|e| panic!("triage envoy refused the stack: {e}"))
 }

@@ -35,6 +35,9 @@ pub struct StackOptions {
     /// The plugin config Envoy's routes, clusters and buffer limits are made from, when it is not
     /// the filter's own: a gateway whose config disagrees with the filter's.
     pub gateway_config: Option<String>,
+    /// Triage discovered from this resource file, its modules fetched from this server, instead
+    /// of written into the config (see `crate::ecds`).
+    pub ecds: Option<(PathBuf, SocketAddr)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,7 @@ impl StackOptions {
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
             gateway_config: None,
+            ecds: None,
         }
     }
 
@@ -76,6 +80,20 @@ impl StackOptions {
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
             gateway_config: None,
+            ecds: None,
+        }
+    }
+
+    /// Triage by extension config discovery: Envoy watches `resource` and fetches modules from
+    /// `module_server`; the routes and clusters come from `gateway_config`.
+    pub fn discovered(
+        resource: &Path,
+        module_server: SocketAddr,
+        gateway_config: &Value,
+    ) -> StackOptions {
+        StackOptions {
+            ecds: Some((resource.to_owned(), module_server)),
+            ..StackOptions::triage(gateway_config)
         }
     }
 
@@ -429,6 +447,7 @@ fn write_config(
         options.gateway_config(),
         &dir.join(ACCESS_LOG),
         &jwks_path(),
+        options.ecds.as_ref(),
     );
     for (from, to) in &options.config_edits {
         assert!(

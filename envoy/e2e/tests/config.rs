@@ -134,6 +134,7 @@ fn envoys_buffer_limit_is_the_one_the_plugin_config_states_and_leaves_room_to_re
         &shipped,
         std::path::Path::new("/access.log"),
         std::path::Path::new("/jwks.json"),
+        None,
     );
     let limits: Vec<usize> = rendered
         .lines()

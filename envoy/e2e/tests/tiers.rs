@@ -138,6 +138,7 @@ fn the_generated_config_with_provider_upstreams_passes_envoy_validate() {
         jwks: &jwks,
         upstreams: &[],
         ca_file: Path::new(SYSTEM_CA_FILE),
+        ecds: None,
     })
     .expect("the example config renders");
     assert!(yaml.contains("sni: \"api.anthropic.com\""));

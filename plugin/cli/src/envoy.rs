@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use triage_core::UpstreamAddress;
-use triage_gateway::envoy::{render, EnvoyStack, Flavour, SYSTEM_CA_FILE};
+use triage_gateway::envoy::{render, Ecds, EnvoyStack, Flavour, SYSTEM_CA_FILE};
 
 /// Prints the Envoy config: one listener with the gateway's jwt_authn and the triage filter (or,
 /// with --baseline, Envoy's buffer filter in its place), one route and one cluster per tier.
@@ -15,7 +15,7 @@ pub struct EnvoyArgs {
     #[arg(long)]
     config: PathBuf,
     /// The filter's module (triage.wasm); not needed with --baseline.
-    #[arg(long, required_unless_present = "baseline")]
+    #[arg(long, required_unless_present_any = ["baseline", "ecds_resource"])]
     wasm: Option<PathBuf>,
     /// Envoy's buffer filter in place of triage (the performance baseline).
     #[arg(long)]
@@ -37,6 +37,13 @@ pub struct EnvoyArgs {
     /// The CA bundle that TLS upstreams' certificates are checked against.
     #[arg(long, default_value = SYSTEM_CA_FILE)]
     ca_file: PathBuf,
+    /// Deliver triage by extension config discovery instead: Envoy watches this file for triage's
+    /// versions (write them with `triage ecds`), and --wasm is not needed.
+    #[arg(long, requires = "module_server")]
+    ecds_resource: Option<PathBuf>,
+    /// With --ecds-resource: the HTTP server Envoy fetches triage's modules from (http://host:port).
+    #[arg(long, value_parser = module_server)]
+    module_server: Option<UpstreamAddress>,
 }
 
 fn tier_upstream(text: &str) -> Result<(String, UpstreamAddress), String> {
@@ -45,6 +52,10 @@ fn tier_upstream(text: &str) -> Result<(String, UpstreamAddress), String> {
         .ok_or_else(|| format!("{text:?} is not TIER=URL"))?;
     let upstream = UpstreamAddress::parse("--upstream", url).map_err(|error| error.to_string())?;
     Ok((tier.to_string(), upstream))
+}
+
+fn module_server(url: &str) -> Result<UpstreamAddress, String> {
+    UpstreamAddress::parse("--module-server", url).map_err(|error| error.to_string())
 }
 
 pub fn run(args: EnvoyArgs) -> Result<bool, String> {
@@ -65,6 +76,14 @@ pub fn run(args: EnvoyArgs) -> Result<bool, String> {
         jwks: &args.jwks,
         upstreams: &args.upstreams,
         ca_file: &args.ca_file,
+        ecds: args
+            .ecds_resource
+            .as_deref()
+            .zip(args.module_server.clone())
+            .map(|(resource, module_server)| Ecds {
+                resource,
+                module_server,
+            }),
     })
     .map_err(|error| format!("{}: {error}", args.config.display()))?;
     print!("{yaml}");

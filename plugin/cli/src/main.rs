@@ -2,6 +2,7 @@
 
 mod answers;
 mod calibrate;
+mod ecds;
 mod envoy;
 mod eval;
 mod report;
@@ -42,6 +43,9 @@ enum Command {
     /// Print the Envoy config of a triage stack, with a route and a cluster per tier of the
     /// plugin config.
     Envoy(envoy::EnvoyArgs),
+    /// Print one version of triage (plugin config and module by URL and sha256) for Envoy's
+    /// extension config discovery, checked as the filter checks its config.
+    Ecds(ecds::EcdsArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Envoy(args) => envoy::run(args),
+        Command::Ecds(args) => ecds::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

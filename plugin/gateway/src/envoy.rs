@@ -14,6 +14,13 @@ use crate::template;
 
 const STACK: &str = include_str!("../../../envoy/envoy.yaml.in");
 const TRIAGE_FILTERS: &str = include_str!("../../../envoy/filters/triage.yaml.in");
+const TRIAGE_ECDS_FILTERS: &str = include_str!("../../../envoy/filters/triage-ecds.yaml.in");
+/// The filter's own config (name, failure policy, plugin config, VM), shared by the filter written
+/// into the Envoy config and the one a discovery resource carries.
+const WASM_CONFIG: &str = include_str!("../../../envoy/filters/wasm-config.yaml.in");
+const ECDS_RESOURCE: &str = include_str!("../../../envoy/ecds-resource.yaml.in");
+/// The cluster Envoy fetches a discovered module from.
+pub const MODULE_CLUSTER: &str = "triage_modules";
 const BASELINE_FILTERS: &str = include_str!("../../../envoy/filters/baseline.yaml.in");
 
 /// How long a tier may take to answer: LLM answers, streamed or not, run to minutes.
@@ -52,6 +59,32 @@ pub struct EnvoyStack<'a> {
     pub upstreams: &'a [(String, UpstreamAddress)],
     /// The CA bundle for TLS upstreams.
     pub ca_file: &'a Path,
+    /// The triage flavour with its filter delivered by extension config discovery instead of
+    /// written in (`wasm` and `plugin_config` then come with each discovered version).
+    pub ecds: Option<Ecds<'a>>,
+}
+
+/// Where a stack's Envoy discovers triage: the resource file it watches, and the server it fetches
+/// modules from.
+#[derive(Debug, Clone)]
+pub struct Ecds<'a> {
+    pub resource: &'a Path,
+    pub module_server: UpstreamAddress,
+}
+
+/// One version of triage for extension config discovery.
+#[derive(Debug, Clone)]
+pub struct EcdsVersion<'a> {
+    pub version: &'a str,
+    /// The plugin config as the filter gets it (not checked here: Envoy refusing a bad one is what
+    /// discovery is tested on).
+    pub plugin_config: &'a str,
+    /// Where Envoy fetches the module, through [`MODULE_CLUSTER`], and its sha256 (hex).
+    pub module_url: &'a str,
+    pub sha256: &'a str,
+    /// Refuse the version while its module is not in Envoy's cache (and fetch it meanwhile): set
+    /// for every version after the first (see [`ecds_resource`]).
+    pub refuse_uncached_module: bool,
 }
 
 /// The rendered Envoy config, or what stops it (an invalid plugin config, a tier without an
@@ -60,22 +93,31 @@ pub fn render(stack: &EnvoyStack) -> Result<String, String> {
     let config = Config::from_json(stack.tiers_config.as_bytes())
         .map_err(|error| format!("plugin config: {error}"))?;
     let tiers = tiers(&config, stack.upstreams)?;
-    let filters = match stack.flavour {
-        Flavour::Triage => TRIAGE_FILTERS,
-        Flavour::Baseline => BASELINE_FILTERS,
+    let mut blocks = HashMap::from([("TIER_ROUTES", routes(&config, &tiers))]);
+    let filters = match (stack.flavour, &stack.ecds) {
+        (Flavour::Triage, Some(_)) => TRIAGE_ECDS_FILTERS,
+        (Flavour::Triage, None) => {
+            let wasm = stack
+                .wasm
+                .ok_or("the triage flavour needs the filter's .wasm")?;
+            let code = format!(
+                "code: {{ local: {{ filename: {} }} }}",
+                quoted(&wasm.display().to_string())
+            );
+            blocks.insert("WASM_CONFIG", wasm_config(stack.plugin_config, &code)?);
+            TRIAGE_FILTERS
+        }
+        (Flavour::Baseline, _) => BASELINE_FILTERS,
     };
     let template = STACK.replace("${HTTP_FILTERS}\n", filters);
-    let blocks = HashMap::from([
-        ("TIER_ROUTES", routes(&config, &tiers)),
-        (
-            "TIER_CLUSTERS",
-            clusters(&tiers, config.envoy_buffer_limit_bytes(), stack.ca_file),
-        ),
-    ]);
+    let mut clusters = clusters(&tiers, config.envoy_buffer_limit_bytes(), stack.ca_file);
+    if let Some(ecds) = &stack.ecds {
+        clusters.push_str(&module_cluster(&ecds.module_server));
+    }
+    blocks.insert("TIER_CLUSTERS", clusters);
     let mut values = HashMap::from([
         ("LISTEN_PORT", stack.listen_port.to_string()),
         ("ADMIN_PORT", stack.admin_port.to_string()),
-        ("PLUGIN_CONFIG", stack.plugin_config.to_owned()),
         ("ACCESS_LOG", stack.access_log.display().to_string()),
         ("JWKS_PATH", stack.jwks.display().to_string()),
         (
@@ -84,14 +126,52 @@ pub fn render(stack: &EnvoyStack) -> Result<String, String> {
         ),
         ("MAX_BODY_BYTES", config.max_body_bytes().to_string()),
     ]);
-    match (stack.flavour, stack.wasm) {
-        (_, Some(wasm)) => {
-            values.insert("WASM_PATH", wasm.display().to_string());
-        }
-        (Flavour::Triage, None) => return Err("the triage flavour needs the filter's .wasm".into()),
-        (Flavour::Baseline, None) => {}
+    if let Some(ecds) = &stack.ecds {
+        let dir = ecds.resource.parent().unwrap_or(Path::new("."));
+        values.insert("ECDS_PATH", ecds.resource.display().to_string());
+        values.insert("ECDS_DIR", dir.display().to_string());
     }
     template::fill(&template, &blocks, &values)
+}
+
+/// The file Envoy's extension config discovery reads for one version of triage.
+///
+/// A version whose module Envoy cannot fetch or verify (a wrong sha256, a server that is down) must
+/// not replace a serving one: accepted, it leaves the listener with no triage filter at all, so
+/// requests pass unrouted. `refuse_uncached_module` (Envoy's `nack_on_code_cache_miss`) makes Envoy
+/// refuse a version whose module it has not cached yet and fetch it meanwhile; the version is
+/// accepted when delivered again once the module is in (a control plane's retry). Envoy skips a
+/// delivery whose content equals the last one it saw, refused or not, so a retry must differ:
+/// the module URL's query is the usual place. The first version of a fresh Envoy is delivered
+/// without it: Envoy then fetches the module while the listener warms, and serves nothing until it
+/// has it.
+pub fn ecds_resource(version: &EcdsVersion) -> Result<String, String> {
+    let code = format!(
+        "nack_on_code_cache_miss: {}\ncode:\n  remote:\n    http_uri: {{ uri: {}, cluster: {MODULE_CLUSTER}, timeout: 30s }}\n    sha256: {}",
+        version.refuse_uncached_module,
+        quoted(version.module_url),
+        quoted(version.sha256)
+    );
+    let blocks = HashMap::from([("WASM_CONFIG", wasm_config(version.plugin_config, &code)?)]);
+    let values = HashMap::from([("VERSION", version.version.to_owned())]);
+    template::fill(ECDS_RESOURCE, &blocks, &values)
+}
+
+/// The filter's own config with this plugin config and this `code` (the VM's code lines), as a
+/// block: inserted as it is, so nothing in the plugin config is read as a placeholder.
+fn wasm_config(plugin_config: &str, code: &str) -> Result<String, String> {
+    let values = HashMap::from([("PLUGIN_CONFIG", plugin_config.to_owned())]);
+    let blocks = HashMap::from([("WASM_CODE", code.to_owned())]);
+    template::fill(WASM_CONFIG, &blocks, &values)
+}
+
+/// The cluster a discovered module is fetched through.
+fn module_cluster(server: &UpstreamAddress) -> String {
+    format!(
+        "- name: {MODULE_CLUSTER}\n  type: STATIC\n  connect_timeout: 5s\n  load_assignment:\n    cluster_name: {MODULE_CLUSTER}\n    endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }} }}] }}]\n",
+        quoted(&server.host),
+        server.port
+    )
 }
 
 /// A tier as the gateway sees it.

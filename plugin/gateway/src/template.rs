@@ -12,26 +12,32 @@ pub fn fill(
 ) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() * 2);
     for line in template.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let block = trimmed
-            .strip_prefix("${")
-            .and_then(|rest| rest.strip_suffix('}'))
-            .and_then(|name| blocks.get(name));
-        match block {
-            Some(block) => {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                for block_line in block.lines() {
-                    if !block_line.is_empty() {
-                        out.push_str(indent);
-                    }
-                    out.push_str(block_line);
-                    out.push('\n');
-                }
-            }
+        match block_of(line, blocks) {
+            Some(block) => push_indented(&mut out, line, block),
             None => out.push_str(&inline(line, values)?),
         }
     }
     Ok(out)
+}
+
+/// The block a line holding only `${NAME}` names, when `blocks` has it.
+fn block_of<'b>(line: &str, blocks: &'b HashMap<&str, String>) -> Option<&'b String> {
+    line.trim()
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .and_then(|name| blocks.get(name))
+}
+
+/// `block`'s lines, each indented like the placeholder `line`.
+fn push_indented(out: &mut String, line: &str, block: &str) {
+    let indent = &line[..line.len() - line.trim_start().len()];
+    for block_line in block.lines() {
+        if !block_line.is_empty() {
+            out.push_str(indent);
+        }
+        out.push_str(block_line);
+        out.push('\n');
+    }
 }
 
 fn inline(line: &str, values: &HashMap<&str, String>) -> Result<String, String> {

@@ -24,6 +24,7 @@ fn stack<'a>(plugin_config: &'a str, upstreams: &'a [(String, UpstreamAddress)])
         jwks: Path::new("/etc/triage/jwks.json"),
         upstreams,
         ca_file: Path::new(SYSTEM_CA_FILE),
+        ecds: None,
     }
 }
 
@@ -138,9 +139,60 @@ fn a_tier_without_an_upstream_or_an_invalid_config_is_refused_by_name() {
 #[test]
 fn the_plugin_config_is_embedded_for_the_filter() {
     let yaml = render(&stack(FOUR_TIERS, &[])).unwrap();
-    assert!(yaml.contains("filename: '/opt/triage.wasm'"), "{yaml}");
+    assert!(yaml.contains("filename: \"/opt/triage.wasm\""), "{yaml}");
     assert!(
         yaml.contains("\"name\": \"nano\""),
         "the config, on one line"
+    );
+}
+
+#[test]
+fn a_discovered_filter_is_read_from_the_watched_file_and_its_modules_have_a_cluster() {
+    let ecds = Ecds {
+        resource: Path::new("/var/run/triage/ecds/triage.yaml"),
+        module_server: address("http://127.0.0.1:8080"),
+    };
+    let yaml = render(&EnvoyStack {
+        ecds: Some(ecds),
+        wasm: None,
+        ..stack(FOUR_TIERS, &[])
+    })
+    .unwrap();
+    assert!(
+        yaml.contains("path: '/var/run/triage/ecds/triage.yaml'"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("watched_directory: { path: '/var/run/triage/ecds' }"));
+    assert!(yaml.contains("node: { id: triage-gateway, cluster: triage }"));
+    assert!(yaml.contains(&format!("- name: {MODULE_CLUSTER}")));
+    // The filter's config comes with each discovered version, not from this file.
+    assert!(!yaml.contains("vm_config"), "{yaml}");
+    assert!(!yaml.contains("claude-opus"), "{yaml}");
+}
+
+#[test]
+fn a_discovery_resource_carries_the_config_verbatim_and_the_module_by_url_and_sha256() {
+    // A quote and a `${` in the plugin config must come through as they are.
+    let plugin_config =
+        r#"{"rules": [{"name": "it's ${odd}", "when": {"path_prefix": "/v1"}, "tier": "mid"}]}"#;
+    let resource = ecds_resource(&EcdsVersion {
+        version: "7",
+        plugin_config,
+        module_url: "http://127.0.0.1:8080/triage.wasm",
+        sha256: "ab12",
+        refuse_uncached_module: true,
+    })
+    .unwrap();
+    assert!(resource.contains("version_info: '7'"), "{resource}");
+    assert!(resource.contains("nack_on_code_cache_miss: true"));
+    assert!(resource.contains(&format!(
+        "http_uri: {{ uri: \"http://127.0.0.1:8080/triage.wasm\", cluster: {MODULE_CLUSTER}, timeout: 30s }}"
+    )));
+    assert!(resource.contains("sha256: \"ab12\""));
+    assert!(resource.contains("allow_on_headers_stop_iteration: true"));
+    let escaped = plugin_config.replace('\'', "''");
+    assert!(
+        resource.contains(&format!("value: '{escaped}'")),
+        "{resource}"
     );
 }
