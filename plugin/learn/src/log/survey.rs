@@ -79,3 +79,6 @@ fn survey_one<L: LogSource>(log: &L, survey: &mut Survey) -> Option<u64> {
     }
     Some(records.bytes_read())
 }
+
+#[cfg(test)]
+mod tests;

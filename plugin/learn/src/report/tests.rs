@@ -492,3 +492,26 @@ fn requests_the_route_table_sent_elsewhere_are_counted_under_the_serving_tier() 
         "no line without a mismatch"
     );
 }
+
+/// The logs are read one after the other, a record at a time: cut into files, the same records
+/// report the same, the default window spanning every file and feedback labelling records in any.
+#[test]
+fn a_report_over_several_logs_equals_the_report_over_their_concatenation() {
+    let records = records();
+    let parts = [
+        memory_log("one.log", &records[..3], 1),
+        memory_log("two.log", &records[3..7], 0),
+        memory_log("three.log", &records[7..], 1),
+    ];
+    for (feedback, window_ms) in [
+        (feedback(), None),
+        (Feedback::default(), Some(HOUR)),
+        (Feedback::default(), None),
+    ] {
+        let whole = build(&[log()], &feedback, &TIERS, window_ms).unwrap();
+        let mut cut = build(&parts, &feedback, &TIERS, window_ms).unwrap();
+        assert_eq!(cut.inputs.logs, ["one.log", "two.log", "three.log"]);
+        cut.inputs.logs = whole.inputs.logs.clone();
+        assert_eq!(cut, whole, "feedback {} rows", feedback.rows());
+    }
+}
