@@ -5,6 +5,8 @@ use std::cell::Cell;
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
+use triage_core::DecisionRecord;
+
 use crate::log::feedback::Feedback;
 use crate::log::rows::{rows_from_logs, LabelRule};
 use crate::log::testing::{memory_log, priced_config, record, MemoryLog};
@@ -41,10 +43,10 @@ fn feedback_labels_a_record_in_any_log() {
 /// the second labels anything, so the record in the first log is not labelled either.
 #[test]
 fn a_request_id_in_two_logs_labels_neither() {
-    let mut first = record("a", 1, "frontier");
-    first.request_id = "chosen-by-client".into();
-    let mut second = record("b", 2, "frontier");
-    second.request_id = "chosen-by-client".into();
+    let [first, second] = ["a", "b"].map(|id| DecisionRecord {
+        request_id: "chosen-by-client".into(),
+        ..record(id, 1, "frontier")
+    });
     let logs = [
         memory_log("first.log", &[first], 0),
         memory_log("second.log", &[second], 0),
