@@ -1,5 +1,5 @@
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::feedback::{Feedback, Labels};
 use super::testing::record;
@@ -9,22 +9,27 @@ use triage_core::DecisionRecord;
 /// The records of one log and its lines that are not records, as one pass reads them.
 #[derive(Debug)]
 struct ParsedLog {
+    path: PathBuf,
     records: Vec<DecisionRecord>,
     skipped_lines: usize,
 }
 
 impl ParsedLog {
     fn stem(&self) -> String {
-        PathBuf::from("access.log").stem()
+        LogSource::stem(&self.path)
     }
 }
 
+/// `text` read as the log `access.log`.
 fn parse(text: &str) -> Result<ParsedLog, LogError> {
-    let mut lines = Records::new(Cursor::new(text), Path::new("access.log"));
+    let path = PathBuf::from("access.log");
+    let mut lines = Records::new(Cursor::new(text), &path);
     let records = lines.by_ref().collect::<Result<_, _>>()?;
+    let skipped_lines = lines.skipped_lines();
     Ok(ParsedLog {
+        path,
         records,
-        skipped_lines: lines.skipped_lines(),
+        skipped_lines,
     })
 }
 
