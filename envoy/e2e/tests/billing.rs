@@ -11,7 +11,6 @@ use triage_e2e::check::{record_of, records};
 use triage_e2e::plugin_config::{self, FORCE_TIER_HEADER};
 use triage_e2e::{Request, Response, Scrape, Stack, StackOptions, TIERS};
 use triage_learn::log::feedback::Feedback;
-use triage_learn::log::read_log;
 use triage_learn::report;
 
 /// The one edit to the rendered Envoy config that makes the route for `x-triage-route: mid` name
@@ -137,8 +136,13 @@ fn a_request_the_route_table_sends_to_another_tiers_cluster_is_billed_there_and_
     );
 
     // `triage report` reads the same log: the request counts as small's, and as a mismatch.
-    let log = read_log(&stack.access_log_path()).expect("the access log reads");
-    let built = report::build(&[log], &Feedback::default(), &TIERS, None);
+    let built = report::build(
+        &[stack.access_log_path()],
+        &Feedback::default(),
+        &TIERS,
+        None,
+    )
+    .expect("the access log reads");
     assert_eq!(built.totals.tier_mismatches, 1);
     assert_eq!(built.totals.unknown_cluster, 0);
     let small = built

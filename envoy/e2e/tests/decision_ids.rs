@@ -10,12 +10,13 @@ use std::io::Cursor;
 use std::path::Path;
 
 use serde_json::{json, Value};
+use triage_core::DecisionRecord;
 use triage_e2e::bodies::{self, CHAT, NEUTRAL};
 use triage_e2e::check::upstream_header;
 use triage_e2e::plugin_config;
 use triage_e2e::{Request, Stack};
 use triage_learn::log::feedback::Feedback;
-use triage_learn::log::read_log;
+use triage_learn::log::records;
 use triage_learn::log::rows::{rows_from_logs, LabelRule};
 use triage_learn::report;
 
@@ -88,11 +89,13 @@ fn one_client_request_id_gives_two_decisions_and_its_feedback_labels_nothing() {
 
     let lines = stack.access_log(2);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let log = read_log(&stack.access_log_path()).expect("the access log reads as decision records");
-    let logged: Vec<(Option<String>, String)> = log
-        .records
-        .iter()
-        .map(|record| (record.decision_id.clone(), record.request_id.clone()))
+    let logs = [stack.access_log_path()];
+    let logged: Vec<(Option<String>, String)> = records::<_, DecisionRecord>(&logs[0], u64::MAX)
+        .expect("the access log opens")
+        .map(|record| {
+            let record = record.expect("the access log reads as decision records");
+            (record.decision_id, record.request_id)
+        })
         .collect();
     assert_eq!(
         logged,
@@ -109,8 +112,7 @@ fn one_client_request_id_gives_two_decisions_and_its_feedback_labels_nothing() {
         json!({"decision_id": ids[1], "correct_tier": "frontier"}),
         json!({"decision_id": forged, "correct_tier": "frontier"}),
     ]);
-    let logs = [log];
-    let report = report::build(&logs, &graded, &TIERS, None);
+    let report = report::build(&logs, &graded, &TIERS, None).expect("the access log reads");
     assert_eq!(report.inputs.feedback_rows, 3);
     assert_eq!(
         report.inputs.feedback_ambiguous, 1,

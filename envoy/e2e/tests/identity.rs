@@ -12,7 +12,6 @@ use triage_e2e::bodies::{self, CHAT, TRIVIAL};
 use triage_e2e::check::{record_of, records, upstream_header};
 use triage_e2e::{plugin_config, Request, Response, Stack};
 use triage_learn::log::feedback::Feedback;
-use triage_learn::log::read_log;
 use triage_learn::log::rows::{rows_from_logs, LabelRule};
 
 const OVERRIDE: &str = "x-triage-override";
@@ -117,9 +116,9 @@ fn only_a_verified_caller_steers_its_tier_and_teaches_the_router() {
     assert_eq!(overrides[0]["caller"], OPS);
 
     // What `train --from-log` learns from this log: one override label, the verified one.
-    let log = read_log(&stack.access_log_path()).expect("the access log reads as records");
     let config = triage_core::Config::from_json(config.to_string().as_bytes()).expect("config");
-    let from_log = rows_from_logs(&[log], &Feedback::default(), &config).expect("rows");
+    let from_log = rows_from_logs(&[stack.access_log_path()], &Feedback::default(), &config)
+        .expect("the access log reads as records");
     assert_eq!(from_log.records, 6);
     assert_eq!(from_log.by_rule.get(&LabelRule::Override), Some(&1));
 }

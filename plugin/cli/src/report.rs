@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use triage_core::Config;
 use triage_learn::log::feedback::{read_feedback, Feedback};
-use triage_learn::log::{read_logs, DecisionLog};
 use triage_learn::report::{self, plot, window};
 
 /// Reads Envoy access logs of decision records (other lines are skipped and counted) and prints,
@@ -46,21 +45,16 @@ pub fn read_config(path: Option<&Path>) -> Result<Config, String> {
     Config::from_json(&bytes).map_err(|e| format!("{}: invalid config: {e}", path.display()))
 }
 
-/// The logs and their feedback (whose tiers must be the config's).
-pub fn read_log_and_feedback(
-    logs: &[PathBuf],
-    feedback: &[PathBuf],
-    config: &Config,
-) -> Result<(Vec<DecisionLog>, Feedback), String> {
-    let logs = read_logs(logs).map_err(|e| e.to_string())?;
-    let feedback = read_feedback(feedback, &config.tier_names()).map_err(|e| e.to_string())?;
-    Ok((logs, feedback))
+/// The feedback files, whose tiers must be the config's.
+pub fn read_config_feedback(feedback: &[PathBuf], config: &Config) -> Result<Feedback, String> {
+    read_feedback(feedback, &config.tier_names()).map_err(|e| e.to_string())
 }
 
 pub fn run(args: ReportArgs) -> Result<bool, String> {
     let config = read_config(args.config.as_deref())?;
-    let (logs, feedback) = read_log_and_feedback(&args.logs, &args.feedback, &config)?;
-    let report = report::build(&logs, &feedback, &config.tier_names(), args.window);
+    let feedback = read_config_feedback(&args.feedback, &config)?;
+    let report = report::build(&args.logs, &feedback, &config.tier_names(), args.window)
+        .map_err(|e| e.to_string())?;
     if let Some(dir) = &args.plot {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for (name, svg) in [

@@ -13,7 +13,7 @@ use triage_learn::dataset::read_rows;
 use triage_learn::log::rows::{rows_from_logs_by, LabelRule};
 use triage_learn::train::{self, Source, TrainOptions};
 
-use crate::report::{read_config, read_log_and_feedback};
+use crate::report::{read_config, read_config_feedback};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -185,13 +185,13 @@ pub fn log_sources(
     rules: &[LabelRule],
     config: &Config,
 ) -> Result<Vec<Source>, String> {
-    let (logs, graded) = read_log_and_feedback(logs, feedback, config)?;
+    let graded = read_config_feedback(feedback, config)?;
     let rules = if rules.is_empty() {
         &LabelRule::ALL[..]
     } else {
         rules
     };
-    let from_log = rows_from_logs_by(&logs, &graded, config, rules)?;
+    let from_log = rows_from_logs_by(logs, &graded, config, rules)?;
     print!("{}", from_log.summary());
     if !feedback.is_empty() {
         println!("feedback: {}", from_log.feedback.describe());

@@ -382,3 +382,39 @@ fn bad_input_is_refused_with_its_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a window"));
 }
+
+/// Log files are streamed one after the other: the access log cut into three files (the lines that
+/// are not records spread over them) reports as the whole, feedback and default window included.
+#[test]
+fn a_log_cut_into_files_reports_as_the_whole() {
+    let dir = TempDir::new("cut");
+    let whole = access_log();
+    let lines: Vec<&str> = whole.lines().collect();
+    let part = |name: &str, range: std::ops::Range<usize>| {
+        dir.write(name, &(lines[range].join("\n") + "\n"))
+    };
+    let parts = [
+        part("one.log", 0..5),
+        part("two.log", 5..9),
+        part("three.log", 9..lines.len()),
+    ];
+    let log = dir.write("access.log", &whole);
+    let feedback = dir.write("feedback.jsonl", FEEDBACK);
+    let report = |logs: &[&str]| -> Value {
+        let mut args = vec!["report", "--json", "--feedback", &feedback];
+        args.extend(logs);
+        let output = triage(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["inputs"]["logs"] = Value::Null;
+        report
+    };
+    let cut = report(&parts.each_ref().map(String::as_str));
+    assert_eq!(cut["inputs"]["records"], 12);
+    assert_eq!(cut["inputs"]["lines_not_records"], 3);
+    assert_eq!(cut, report(&[&log]));
+}

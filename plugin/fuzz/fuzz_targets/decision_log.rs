@@ -3,12 +3,21 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use triage_learn::log::parse_log;
+use triage_core::DecisionRecord;
+use triage_learn::log::Records;
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|byte| *byte == b'\n').count();
-    match parse_log(data, std::path::Path::new("fuzz.log")) {
-        Ok(log) => assert!(log.records.len() + log.skipped_lines <= lines),
-        Err(error) => assert!(error.line <= lines, "{error}"),
+    let mut log = Records::<_, DecisionRecord>::new(data, std::path::Path::new("fuzz.log"));
+    let mut records = 0;
+    for record in &mut log {
+        match record {
+            Ok(_) => records += 1,
+            Err(error) => {
+                assert!(error.line <= lines, "{error}");
+                return;
+            }
+        }
     }
+    assert!(records + log.skipped_lines() <= lines);
 });

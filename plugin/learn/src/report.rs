@@ -31,7 +31,8 @@ use serde::Serialize;
 use triage_core::{Applied, DecisionRecord, MismatchCause};
 
 use crate::log::feedback::Feedback;
-use crate::log::DecisionLog;
+use crate::log::survey::{survey, Survey};
+use crate::log::{records, LogError, LogSource};
 use baseline::{length_baseline, Graded, LengthBaseline};
 
 pub use text::render_text;
@@ -390,53 +391,66 @@ fn verdicts(totals: &Summary, trend: &Trend) -> Vec<Verdict> {
 
 /// The report over every record of `logs`, in windows of `window_ms` (a handful by default).
 /// `config_tiers` orders the tier columns, cheapest first.
-pub fn build(
-    logs: &[DecisionLog],
+///
+/// The logs are streamed: the report keeps a tally per window and the graded requests. A first pass
+/// ([`survey`]) runs when something must be known of every record before the first is tallied: the
+/// span of start times for the default window, and which feedback rows name one record alone.
+pub fn build<L: LogSource>(
+    logs: &[L],
     feedback: &Feedback,
     config_tiers: &[&str],
     window_ms: Option<u64>,
-) -> Report {
-    let records: Vec<&DecisionRecord> = logs.iter().flat_map(|log| &log.records).collect();
-    let labels = feedback.join(records.iter().copied());
-    let first = records
-        .iter()
-        .map(|record| record.start_ms)
-        .min()
-        .unwrap_or(0);
-    let last = records
-        .iter()
-        .map(|record| record.start_ms)
-        .max()
-        .unwrap_or(0);
-    let window_ms = window_ms.unwrap_or_else(|| window::default_window(first, last));
+) -> Result<Report, LogError> {
+    let survey = if feedback.is_empty() && window_ms.is_some() {
+        Survey::default()
+    } else {
+        survey(logs, feedback)
+    };
+    let labels = feedback.join(&survey.keys);
+    let window_ms = window_ms.unwrap_or_else(|| {
+        let (first, last) = survey.span.unwrap_or((0, 0));
+        window::default_window(first, last)
+    });
 
-    let mut tiers: Vec<String> = config_tiers.iter().map(|tier| tier.to_string()).collect();
     let mut by_window: BTreeMap<u64, Tally> = BTreeMap::new();
     let mut totals = Tally::default();
-    for (index, record) in records.iter().enumerate() {
-        let correct_tier = labels.correct_tier(index);
-        let start = window::window_start(record.start_ms, window_ms);
-        by_window
-            .entry(start)
-            .or_default()
-            .add(record, correct_tier);
-        totals.add(record, correct_tier);
+    // Graded requests by tier name: a tier's rank is known once every record has been read.
+    let mut graded_names: Vec<(u64, String, &str)> = Vec::new();
+    let mut lines_not_records = 0;
+    for (index, log) in logs.iter().enumerate() {
+        let mut records = records::<L, DecisionRecord>(log, survey.extent(index))?;
+        for record in &mut records {
+            let record = record?;
+            let correct_tier = labels.correct_tier(&record);
+            let start = window::window_start(record.start_ms, window_ms);
+            by_window
+                .entry(start)
+                .or_default()
+                .add(&record, correct_tier);
+            totals.add(&record, correct_tier);
+            if let (Some(correct), Some(usage), Some((chosen, _))) =
+                (correct_tier, record.usage, own_choice(&record))
+            {
+                graded_names.push((usage.prompt_tokens, chosen.to_string(), correct));
+            }
+        }
+        lines_not_records += records.skipped_lines();
     }
+
+    let mut tiers: Vec<String> = config_tiers.iter().map(|tier| tier.to_string()).collect();
     for tier in totals.by_tier.keys() {
         if !tiers.contains(tier) {
             tiers.push(tier.clone());
         }
     }
     let rank = |name: &str| tiers.iter().position(|tier| tier == name);
-    let graded: Vec<Graded> = records
+    let graded: Vec<Graded> = graded_names
         .iter()
-        .enumerate()
-        .filter_map(|(index, record)| {
-            let correct = rank(labels.correct_tier(index)?)?;
+        .filter_map(|(prompt_tokens, chosen, correct)| {
             Some(Graded {
-                prompt_tokens: record.usage?.prompt_tokens,
-                chosen: rank(own_choice(record)?.0)?,
-                correct,
+                prompt_tokens: *prompt_tokens,
+                chosen: rank(chosen)?,
+                correct: rank(correct)?,
             })
         })
         .collect();
@@ -458,14 +472,14 @@ pub fn build(
         .collect();
     let totals = totals.summary(&tiers);
     let trend = trend(&windows);
-    Report {
+    Ok(Report {
         inputs: Inputs {
             logs: logs
                 .iter()
-                .map(|log| log.path.display().to_string())
+                .map(|log| log.path().display().to_string())
                 .collect(),
-            records: records.len(),
-            lines_not_records: logs.iter().map(|log| log.skipped_lines).sum(),
+            records: totals.requests,
+            lines_not_records,
             feedback_rows: labels.rows,
             feedback_unmatched: labels.unmatched,
             feedback_ambiguous: labels.ambiguous,
@@ -478,7 +492,7 @@ pub fn build(
         totals,
         length_baseline,
         trend,
-    }
+    })
 }
 
 #[cfg(test)]

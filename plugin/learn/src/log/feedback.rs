@@ -9,6 +9,11 @@
 //! row with both keys joins on its `decision_id` alone. A row whose key matches no record, or more
 //! than one, labels nothing: it is counted ([`Labels::unmatched`], [`Labels::ambiguous`]) and
 //! skipped.
+//!
+//! Feedback is read whole (one small row per graded request); the logs are streamed. Whether a row
+//! names one record alone is known only once every log is read, so a first pass counts the records
+//! carrying each id the rows name ([`KeyCounts`], [`super::survey`]) and the join then says which
+//! record each row labels, before the pass that uses the labels.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -93,61 +98,108 @@ impl Feedback {
         Ok(())
     }
 
-    /// Joins the rows to `records` (every record of the logs read, in one order): which record each
-    /// row labels, and how many rows label nothing. When rows of one key disagree the later one
-    /// wins (a re-grade); a record labelled by its decision id ignores rows naming its request id.
-    pub fn join<'a>(&self, records: impl IntoIterator<Item = &'a DecisionRecord>) -> Labels {
-        let mut by_decision: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut by_request: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (index, record) in records.into_iter().enumerate() {
-            if let Some(id) = record.decision_id.as_deref().filter(|id| !id.is_empty()) {
-                by_decision.entry(id).or_default().push(index);
-            }
-            if !record.request_id.is_empty() {
-                by_request
-                    .entry(record.request_id.as_str())
-                    .or_default()
-                    .push(index);
+    /// The ids the rows name, none counted yet: what a first pass over the logs counts
+    /// ([`KeyCounts::count`]) before [`Feedback::join`] can tell which row names one record alone.
+    pub fn keys(&self) -> KeyCounts {
+        let mut keys = KeyCounts::default();
+        for (key, _) in &self.grades {
+            match key {
+                FeedbackKey::DecisionId(id) => {
+                    keys.decision_ids.insert(id.clone(), 0);
+                }
+                FeedbackKey::RequestId(id) => {
+                    keys.request_ids.insert(id.clone(), Carriers::default());
+                }
             }
         }
+        keys
+    }
+
+    /// Joins the rows to the records `keys` counted (every record of the logs read): which record
+    /// each row labels, and how many rows label nothing. When rows of one key disagree the later one
+    /// wins (a re-grade); a record labelled by its decision id ignores rows naming its request id.
+    pub fn join(&self, keys: &KeyCounts) -> Labels {
         let mut labels = Labels {
             rows: self.grades.len(),
             ..Labels::default()
         };
-        let mut from_request_ids: HashMap<usize, &str> = HashMap::new();
+        let mut request_rows: Vec<(&String, &String)> = Vec::new();
         for (key, tier) in &self.grades {
-            let (matches, labelled) = match key {
-                FeedbackKey::DecisionId(id) => (by_decision.get(id.as_str()), true),
-                FeedbackKey::RequestId(id) => (by_request.get(id.as_str()), false),
+            let (id, records) = match key {
+                FeedbackKey::DecisionId(id) => (id, keys.decision_ids.get(id).copied()),
+                FeedbackKey::RequestId(id) => (id, keys.request_ids.get(id).map(|c| c.records)),
             };
-            match matches.map(Vec::as_slice) {
-                Some([index]) => {
+            match records.unwrap_or(0) {
+                0 => labels.unmatched += 1,
+                1 => {
                     labels.matched += 1;
-                    if labelled {
-                        labels.correct_tier.insert(*index, tier.clone());
-                    } else {
-                        from_request_ids.insert(*index, tier);
+                    match key {
+                        FeedbackKey::DecisionId(_) => {
+                            labels.by_decision.insert(id.clone(), tier.clone());
+                        }
+                        FeedbackKey::RequestId(_) => request_rows.push((id, tier)),
                     }
                 }
-                Some([_, _, ..]) => labels.ambiguous += 1,
-                _ => labels.unmatched += 1,
+                _ => labels.ambiguous += 1,
             }
         }
-        for (index, tier) in from_request_ids {
-            labels
-                .correct_tier
-                .entry(index)
-                .or_insert_with(|| tier.to_string());
+        for (id, tier) in request_rows {
+            let carrier = keys
+                .request_ids
+                .get(id)
+                .and_then(|carriers| carriers.decision_id.as_ref());
+            if !carrier.is_some_and(|decision| labels.by_decision.contains_key(decision)) {
+                labels.by_request.insert(id.clone(), tier.clone());
+            }
         }
         labels
     }
 }
 
-/// The feedback joined to one sequence of records.
+/// For each id the feedback names, how many records of the logs carry it. Only those ids are
+/// counted, so the counts take the feedback's memory, not the logs'.
+#[derive(Debug, Default, Clone)]
+pub struct KeyCounts {
+    decision_ids: HashMap<String, usize>,
+    request_ids: HashMap<String, Carriers>,
+}
+
+/// The records carrying one request id.
+#[derive(Debug, Default, Clone)]
+struct Carriers {
+    records: usize,
+    /// The last one's decision id: when it is the only one, a row naming that decision id labels it
+    /// instead.
+    decision_id: Option<String>,
+}
+
+impl KeyCounts {
+    /// Counts one record by its keys (an empty id names nothing).
+    pub fn count(&mut self, decision_id: Option<&str>, request_id: &str) {
+        if let Some(count) = decision_id
+            .filter(|id| !id.is_empty())
+            .and_then(|id| self.decision_ids.get_mut(id))
+        {
+            *count += 1;
+        }
+        if let Some(carriers) = Some(request_id)
+            .filter(|id| !id.is_empty())
+            .and_then(|id| self.request_ids.get_mut(id))
+        {
+            carriers.records += 1;
+            carriers.decision_id = decision_id.map(str::to_string);
+        }
+    }
+}
+
+/// The feedback joined to the records of the logs read.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Labels {
-    /// Record position (in the order given to [`Feedback::join`]) -> the correct tier.
-    correct_tier: HashMap<usize, String>,
+    /// Decision id of the one record carrying it -> the correct tier.
+    by_decision: HashMap<String, String>,
+    /// Request id of the one record carrying it, when no row names that record's decision id -> the
+    /// correct tier.
+    by_request: HashMap<String, String>,
     /// Rows read, re-grades included.
     pub rows: usize,
     /// Rows whose key named exactly one record.
@@ -160,18 +212,26 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// The correct tier of the record at `index`, if a row labels it.
-    pub fn correct_tier(&self, index: usize) -> Option<&str> {
-        self.correct_tier.get(&index).map(String::as_str)
+    /// The correct tier of `record` (one of the records the join counted), if a row labels it.
+    pub fn correct_tier(&self, record: &DecisionRecord) -> Option<&str> {
+        let by_decision = || {
+            record
+                .decision_id
+                .as_ref()
+                .and_then(|id| self.by_decision.get(id))
+        };
+        by_decision()
+            .or_else(|| self.by_request.get(&record.request_id))
+            .map(String::as_str)
     }
 
     /// Records labelled.
     pub fn len(&self) -> usize {
-        self.correct_tier.len()
+        self.by_decision.len() + self.by_request.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.correct_tier.is_empty()
+        self.len() == 0
     }
 
     /// `N rows, N matching no record, N matching several records` (for a terminal).

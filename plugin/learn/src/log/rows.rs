@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 use triage_core::{cause_judges_the_answer, Config, DecisionRecord};
 
 use super::feedback::{Feedback, Labels};
-use super::DecisionLog;
+use super::survey::{survey, Survey};
+use super::{records, LogSource};
 use crate::dataset::{Outcome, Row, DATASET_TIERS};
 use crate::train::Source;
 
@@ -319,8 +320,8 @@ fn check_tier_names(tiers: &[&str]) -> Result<(), String> {
 }
 
 /// Turns every record of every log into a training row where the rules allow.
-pub fn rows_from_logs(
-    logs: &[DecisionLog],
+pub fn rows_from_logs<L: LogSource>(
+    logs: &[L],
     feedback: &Feedback,
     config: &Config,
 ) -> Result<FromLog, String> {
@@ -330,25 +331,32 @@ pub fn rows_from_logs(
 /// [`rows_from_logs`] with only the label rules in `rules`: an operator who does not trust labels
 /// a client can provoke (escalations and quiet answers) keeps feedback and verified overrides alone.
 /// A record whose strongest rule is left out is skipped, not labelled by a weaker one.
-pub fn rows_from_logs_by(
-    logs: &[DecisionLog],
+///
+/// The logs are streamed: only the rows are kept. With feedback, a first pass counts the records its
+/// rows name ([`survey`]), so a row naming records in two logs labels neither.
+pub fn rows_from_logs_by<L: LogSource>(
+    logs: &[L],
     feedback: &Feedback,
     config: &Config,
     rules: &[LabelRule],
 ) -> Result<FromLog, String> {
     check_tier_names(&config.tier_names())?;
-    let mut from_log = FromLog {
-        feedback: feedback.join(logs.iter().flat_map(|log| &log.records)),
-        ..FromLog::default()
+    let survey = if feedback.is_empty() {
+        Survey::default()
+    } else {
+        survey(logs, feedback)
     };
-    let mut index = 0;
-    for log in logs {
+    let labels = feedback.join(&survey.keys);
+    let mut from_log = FromLog::default();
+    for (index, log) in logs.iter().enumerate() {
         let source = format!("log:{}", log.stem());
         let mut rows = Vec::new();
-        for record in &log.records {
-            let correct_tier = from_log.feedback.correct_tier(index);
-            index += 1;
-            match row(record, &source, correct_tier, config) {
+        let mut records =
+            records::<L, DecisionRecord>(log, survey.extent(index)).map_err(|e| e.to_string())?;
+        for record in &mut records {
+            let record = record.map_err(|e| e.to_string())?;
+            from_log.records += 1;
+            match row(&record, &source, labels.correct_tier(&record), config) {
                 Ok((_, rule)) if !rules.contains(&rule) => {
                     *from_log.skipped.entry(SkipReason::RuleNotUsed).or_default() += 1
                 }
@@ -359,15 +367,15 @@ pub fn rows_from_logs_by(
                 Err(reason) => *from_log.skipped.entry(reason).or_default() += 1,
             }
         }
-        from_log.records += log.records.len();
-        from_log.lines_not_records += log.skipped_lines;
+        from_log.lines_not_records += records.skipped_lines();
         if !rows.is_empty() {
             from_log.sources.push(Source {
-                name: log.path.display().to_string(),
+                name: log.path().display().to_string(),
                 rows,
             });
         }
     }
+    from_log.feedback = labels;
     Ok(from_log)
 }
 

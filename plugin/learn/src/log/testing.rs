@@ -1,9 +1,15 @@
-//! Decision records for tests: a served, priced, 2xx chat request to build on.
+//! Decision records for tests: a served, priced, 2xx chat request to build on, and logs of them held
+//! in memory.
+
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
 
 use serde_json::value::RawValue;
 use triage_core::{
     Applied, Config, DecisionRecord, Mismatch, MismatchCause, Usage, RECORD_VERSION,
 };
+
+use super::LogSource;
 
 /// Three priced tiers; 1,000 prompt and 100 completion tokens cost 210 µ$ on small, 3,500 on mid
 /// and 21,000 on frontier.
@@ -97,3 +103,34 @@ pub fn misrouted(
     });
     record
 }
+
+/// A log's lines held in memory, read from the start on every pass as a file would be.
+#[derive(Clone, Debug)]
+pub struct MemoryLog {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl LogSource for MemoryLog {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open(&self) -> io::Result<Box<dyn BufRead + '_>> {
+        Ok(Box::new(self.text.as_bytes()))
+    }
+}
+
+/// The log `path` of `records`, one line each, after `lines_not_records` lines Envoy writes where
+/// triage did not route (`-`).
+pub fn memory_log(path: &str, records: &[DecisionRecord], lines_not_records: usize) -> MemoryLog {
+    let lines = std::iter::repeat_n("-".to_string(), lines_not_records)
+        .chain(records.iter().map(DecisionRecord::to_json));
+    MemoryLog {
+        path: PathBuf::from(path),
+        text: lines.map(|line| line + "\n").collect(),
+    }
+}
+
+/// No logs, for a report or rows over nothing.
+pub const NO_LOGS: [MemoryLog; 0] = [];

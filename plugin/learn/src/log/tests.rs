@@ -1,13 +1,36 @@
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::feedback::Feedback;
+use super::feedback::{Feedback, Labels};
 use super::testing::record;
 use super::*;
 use triage_core::DecisionRecord;
 
-fn parse(text: &str) -> Result<DecisionLog, LogError> {
-    parse_log(Cursor::new(text), Path::new("access.log"))
+/// The records of one log and its lines that are not records, as one pass reads them.
+#[derive(Debug)]
+struct ParsedLog {
+    path: PathBuf,
+    records: Vec<DecisionRecord>,
+    skipped_lines: usize,
+}
+
+impl ParsedLog {
+    fn stem(&self) -> String {
+        LogSource::stem(&self.path)
+    }
+}
+
+/// `text` read as the log `access.log`.
+fn parse(text: &str) -> Result<ParsedLog, LogError> {
+    let path = PathBuf::from("access.log");
+    let mut lines = Records::new(Cursor::new(text), &path);
+    let records = lines.by_ref().collect::<Result<_, _>>()?;
+    let skipped_lines = lines.skipped_lines();
+    Ok(ParsedLog {
+        path,
+        records,
+        skipped_lines,
+    })
 }
 
 const TIERS: [&str; 3] = ["small", "mid", "frontier"];
@@ -73,10 +96,20 @@ fn a_record_of_another_version_is_an_error_naming_its_line() {
     assert!(error.message.contains("bad decision record"), "{error}");
 }
 
+/// The feedback joined to `records`, counted as the first pass over a log of them counts.
+fn join(feedback: &Feedback, records: &[DecisionRecord]) -> Labels {
+    let mut keys = feedback.keys();
+    for record in records {
+        keys.count(record.decision_id.as_deref(), &record.request_id);
+    }
+    feedback.join(&keys)
+}
+
 fn labels(feedback: &Feedback, records: &[DecisionRecord]) -> Vec<Option<String>> {
-    let labels = feedback.join(records);
-    (0..records.len())
-        .map(|index| labels.correct_tier(index).map(str::to_string))
+    let labels = join(feedback, records);
+    records
+        .iter()
+        .map(|record| labels.correct_tier(record).map(str::to_string))
         .collect()
 }
 
@@ -109,7 +142,7 @@ fn feedback_joins_by_decision_id_and_refuses_unknown_tiers() {
         [Some("frontier".into()), Some("small".into()), None],
         "a re-grade wins; d-z names no record"
     );
-    let joined = feedback.join(&records);
+    let joined = join(&feedback, &records);
     assert_eq!(
         (joined.matched, joined.unmatched, joined.ambiguous),
         (3, 1, 0)
@@ -172,7 +205,7 @@ fn a_request_id_row_labels_only_a_record_it_names_alone() {
         [None, None, Some("mid".into()), Some("small".into()), None],
         "a record without a decision id labels through a request id only it has; empty keys name nothing"
     );
-    let joined = feedback.join(&records);
+    let joined = join(&feedback, &records);
     assert_eq!(
         (joined.matched, joined.unmatched, joined.ambiguous),
         (2, 2, 1)
@@ -195,5 +228,5 @@ fn a_decision_id_in_two_records_labels_neither() {
     let records = [record("a", 1, "small"), record("a", 1, "small")];
     let feedback = feedback_of(&[r#"{"decision_id": "d-a", "correct_tier": "mid"}"#]);
     assert_eq!(labels(&feedback, &records), [None, None]);
-    assert_eq!(feedback.join(&records).ambiguous, 1);
+    assert_eq!(join(&feedback, &records).ambiguous, 1);
 }

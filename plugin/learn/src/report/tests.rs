@@ -8,19 +8,19 @@
 //!        a4 fail-open on mid, usage unknown             b5 rule -> frontier
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use triage_core::{Applied, Escalation, OverrideRecord};
 
 use super::*;
-use crate::log::testing::{micro_usd, misrouted, record};
+use crate::log::testing::{memory_log, micro_usd, misrouted, record, MemoryLog, NO_LOGS};
 
 const HOUR: u64 = 3_600_000;
 /// 2023-11-14 22:00 UTC.
 const T0: u64 = 1_699_999_200_000;
 const TIERS: [&str; 3] = ["small", "mid", "frontier"];
 
-fn log() -> DecisionLog {
+fn records() -> Vec<DecisionRecord> {
     let a1 = record("a1", T0 + 60_000, "small");
     let a2 = record("a2", T0 + 120_000, "mid");
     let mut a3 = record("a3", T0 + 180_000, "frontier");
@@ -57,11 +57,16 @@ fn log() -> DecisionLog {
     let mut b5 = record("b5", b + 4, "frontier");
     b5.cause = "rule".into();
     b5.rule = Some("proofs".into());
-    DecisionLog {
-        path: PathBuf::from("access.log"),
-        records: vec![a1, a2, a3, a4, b1, b2, b3, b4, b5],
-        skipped_lines: 2,
-    }
+    vec![a1, a2, a3, a4, b1, b2, b3, b4, b5]
+}
+
+/// The log of `records`, with two lines that are not records.
+fn log_of(records: &[DecisionRecord]) -> MemoryLog {
+    memory_log("access.log", records, 2)
+}
+
+fn log() -> MemoryLog {
+    log_of(&records())
 }
 
 fn feedback() -> Feedback {
@@ -79,7 +84,7 @@ fn feedback() -> Feedback {
 }
 
 fn report(window_ms: Option<u64>) -> Report {
-    build(&[log()], &feedback(), &TIERS, window_ms)
+    build(&[log()], &feedback(), &TIERS, window_ms).unwrap()
 }
 
 fn close(actual: Option<f64>, expected: f64) -> bool {
@@ -228,7 +233,7 @@ fn totals_trend_and_verdicts_by_hand() {
 
 #[test]
 fn one_window_or_no_labels_leaves_a_target_unknown() {
-    let report = build(&[log()], &Feedback::default(), &TIERS, Some(30 * 24 * HOUR));
+    let report = build(&[log()], &Feedback::default(), &TIERS, Some(30 * 24 * HOUR)).unwrap();
     assert_eq!(report.windows.len(), 1);
     let statuses: Vec<Status> = report.verdicts.iter().map(|v| v.status).collect();
     assert_eq!(statuses, [Status::Unknown, Status::NotMet, Status::Unknown]);
@@ -239,16 +244,16 @@ fn one_window_or_no_labels_leaves_a_target_unknown() {
         "accuracy prints '-' without labels:\n{text}"
     );
 
-    let empty = build(&[], &Feedback::default(), &TIERS, None);
+    let empty = build(&NO_LOGS, &Feedback::default(), &TIERS, None).unwrap();
     assert!(empty.windows.is_empty());
     assert!(render_text(&empty).ends_with("no decision records\n"));
 }
 
 #[test]
 fn a_tier_the_config_lacks_gets_a_column_after_the_configured_ones() {
-    let mut log = log();
-    log.records[0].tier = "ultra".into();
-    let report = build(&[log], &Feedback::default(), &TIERS, None);
+    let mut records = records();
+    records[0].tier = "ultra".into();
+    let report = build(&[log_of(&records)], &Feedback::default(), &TIERS, None).unwrap();
     assert_eq!(report.tiers, ["small", "mid", "frontier", "ultra"]);
     assert_eq!(report.windows[0].summary.tiers[3].requests, 1);
 }
@@ -340,7 +345,7 @@ fn the_plots_are_well_formed_svg() {
     // Accuracy, override and escalation are defined in both windows: one line each.
     assert_eq!(rates.matches("<polyline").count(), 3);
     assert_eq!(rates.matches("<circle").count(), 6);
-    let empty = build(&[], &Feedback::default(), &TIERS, None);
+    let empty = build(&NO_LOGS, &Feedback::default(), &TIERS, None).unwrap();
     crate::plot::well_formed(&plot::cost_per_task(&empty)).unwrap();
     crate::plot::well_formed(&plot::rates(&empty)).unwrap();
 }
@@ -378,12 +383,12 @@ fn the_accuracy_comes_with_prompt_length_at_the_same_tier_shares() {
 
     // Distinct lengths: a1 and b4 shortest, so they take the two small slots, both right. Without
     // usage, b4 leaves both accuracies' base.
-    let mut log = log();
+    let mut records = records();
     for (id, tokens) in [("a1", 100), ("b4", 200), ("a2", 300), ("a3", 400)] {
-        let record = log.records.iter_mut().find(|r| r.request_id == id).unwrap();
+        let record = records.iter_mut().find(|r| r.request_id == id).unwrap();
         record.usage.as_mut().unwrap().prompt_tokens = tokens;
     }
-    let by_length = build(&[log], &feedback(), &TIERS, None);
+    let by_length = build(&[log_of(&records)], &feedback(), &TIERS, None).unwrap();
     let baseline = by_length.length_baseline.unwrap();
     assert_eq!(
         (baseline.router_accuracy, baseline.length_accuracy),
@@ -392,41 +397,42 @@ fn the_accuracy_comes_with_prompt_length_at_the_same_tier_shares() {
     // b4 without usage: a1, a2 and a3 tie on length over one small and two mid slots, so a1 is
     // right a third of the time.
     let baseline = build(&[log_without_usage("b4")], &feedback(), &TIERS, None)
+        .unwrap()
         .length_baseline
         .unwrap();
     assert_eq!(baseline.requests, 3);
     assert_eq!(baseline.router_accuracy, 1.0 / 3.0);
     assert!((baseline.length_accuracy - 1.0 / 9.0).abs() < 1e-12);
 
-    let unlabelled = build(&[self::log()], &Feedback::default(), &TIERS, None);
+    let unlabelled = build(&[self::log()], &Feedback::default(), &TIERS, None).unwrap();
     assert_eq!(unlabelled.length_baseline, None);
     assert!(!render_text(&unlabelled).contains("baseline"));
 }
 
-fn log_without_usage(id: &str) -> DecisionLog {
-    let mut log = log();
-    for record in &mut log.records {
+fn log_without_usage(id: &str) -> MemoryLog {
+    let mut records = records();
+    for record in &mut records {
         if record.request_id == id {
             record.usage = None;
         }
     }
-    log
+    log_of(&records)
 }
 
 /// Feedback keyed on a request id two requests carried labels neither: the report counts the row as
 /// matching several records and grades nothing with it.
 #[test]
 fn feedback_on_a_shared_request_id_grades_nothing() {
-    let mut log = log();
-    log.records[0].request_id = "client-chosen".into();
-    log.records[1].request_id = "client-chosen".into();
+    let mut records = records();
+    records[0].request_id = "client-chosen".into();
+    records[1].request_id = "client-chosen".into();
     let rows = r#"{"request_id": "client-chosen", "correct_tier": "frontier"}
 {"decision_id": "d-b4", "correct_tier": "small"}"#;
     let mut feedback = Feedback::default();
     feedback
         .parse(Cursor::new(rows), Path::new("fb"), &TIERS)
         .unwrap();
-    let report = build(&[log], &feedback, &TIERS, None);
+    let report = build(&[log_of(&records)], &feedback, &TIERS, None).unwrap();
     assert_eq!(report.inputs.feedback_rows, 2);
     assert_eq!(report.inputs.feedback_ambiguous, 1);
     assert_eq!(report.inputs.feedback_unmatched, 0);
@@ -446,16 +452,16 @@ fn feedback_on_a_shared_request_id_grades_nothing() {
 fn requests_the_route_table_sent_elsewhere_are_counted_under_the_serving_tier() {
     let mut unknown = misrouted("u", T0, "mid", "catch_all", None);
     unknown.cost_micro_usd = None;
-    let log = DecisionLog {
-        path: PathBuf::from("access.log"),
-        records: vec![
+    let log = memory_log(
+        "access.log",
+        &[
             record("ok", T0, "mid"),
             misrouted("s", T0, "mid", "tier_small", Some("small")),
             unknown,
         ],
-        skipped_lines: 0,
-    };
-    let mixed = build(&[log], &Feedback::default(), &TIERS, None);
+        0,
+    );
+    let mixed = build(&[log], &Feedback::default(), &TIERS, None).unwrap();
     let totals = &mixed.totals;
     assert_eq!((totals.tier_mismatches, totals.unknown_cluster), (2, 1));
     assert_eq!(
@@ -485,4 +491,27 @@ fn requests_the_route_table_sent_elsewhere_are_counted_under_the_serving_tier() 
         !render_text(&report(None)).contains("tier mismatches"),
         "no line without a mismatch"
     );
+}
+
+/// The logs are read one after the other, a record at a time: cut into files, the same records
+/// report the same, the default window spanning every file and feedback labelling records in any.
+#[test]
+fn a_report_over_several_logs_equals_the_report_over_their_concatenation() {
+    let records = records();
+    let parts = [
+        memory_log("one.log", &records[..3], 1),
+        memory_log("two.log", &records[3..7], 0),
+        memory_log("three.log", &records[7..], 1),
+    ];
+    for (feedback, window_ms) in [
+        (feedback(), None),
+        (Feedback::default(), Some(HOUR)),
+        (Feedback::default(), None),
+    ] {
+        let whole = build(&[log()], &feedback, &TIERS, window_ms).unwrap();
+        let mut cut = build(&parts, &feedback, &TIERS, window_ms).unwrap();
+        assert_eq!(cut.inputs.logs, ["one.log", "two.log", "three.log"]);
+        cut.inputs.logs = whole.inputs.logs.clone();
+        assert_eq!(cut, whole, "feedback {} rows", feedback.rows());
+    }
 }

@@ -1,10 +1,12 @@
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use triage_core::{Escalation, OverrideRecord};
 
 use super::*;
-use crate::log::testing::{micro_usd, misrouted, priced_config, record};
+use crate::log::testing::{
+    memory_log, micro_usd, misrouted, priced_config, record, MemoryLog, NO_LOGS,
+};
 
 const TIERS: [&str; 3] = ["small", "mid", "frontier"];
 
@@ -155,12 +157,8 @@ fn feedback(rows: &str) -> Feedback {
     feedback
 }
 
-fn one_log(records: Vec<DecisionRecord>) -> [DecisionLog; 1] {
-    [DecisionLog {
-        path: PathBuf::from("access.log"),
-        records,
-        skipped_lines: 0,
-    }]
+fn one_log(records: Vec<DecisionRecord>) -> [MemoryLog; 1] {
+    [memory_log("access.log", &records, 0)]
 }
 
 #[test]
@@ -244,16 +242,8 @@ fn every_record_is_a_row_or_a_counted_skip() {
     failed.status = Some(429);
     records.extend([bodiless, anthropic, failed]);
     let logs = [
-        DecisionLog {
-            path: PathBuf::from("/var/log/envoy/day-1.log"),
-            records,
-            skipped_lines: 4,
-        },
-        DecisionLog {
-            path: PathBuf::from("day-2.log"),
-            records: vec![record("mid-2", 0, "mid")],
-            skipped_lines: 1,
-        },
+        memory_log("/var/log/envoy/day-1.log", &records, 4),
+        memory_log("day-2.log", &[record("mid-2", 0, "mid")], 1),
     ];
     let from_log = rows_from_logs(&logs, &Feedback::default(), &config).unwrap();
     assert_eq!(from_log.records, 8);
@@ -317,16 +307,16 @@ fn tiers_must_carry_the_trainers_names() {
     let config = |json: &str| Config::from_json(json.as_bytes()).unwrap();
     let none = Feedback::default();
     let custom = config(r#"{"tiers": [{"name": "cheap", "max_score": 0.5}, {"name": "dear"}]}"#);
-    let error = rows_from_logs(&[], &none, &custom).unwrap_err();
+    let error = rows_from_logs(&NO_LOGS, &none, &custom).unwrap_err();
     assert!(
         error.contains("(cheap, dear) must be named among small, mid, frontier"),
         "{error}"
     );
     let reversed =
         config(r#"{"tiers": [{"name": "frontier", "max_score": 0.5}, {"name": "small"}]}"#);
-    assert!(rows_from_logs(&[], &none, &reversed).is_err());
+    assert!(rows_from_logs(&NO_LOGS, &none, &reversed).is_err());
     let two = config(r#"{"tiers": [{"name": "small", "max_score": 0.5}, {"name": "frontier"}]}"#);
-    assert!(rows_from_logs(&[], &none, &two).is_ok());
+    assert!(rows_from_logs(&NO_LOGS, &none, &two).is_ok());
 }
 
 /// A tier skipped by its open breaker was never asked, and one that was down (refused, reset, timed
