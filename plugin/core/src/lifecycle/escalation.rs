@@ -236,17 +236,52 @@ impl Turn<'_> {
         }
         if end_of_stream {
             // No body at all: judged now (an empty stream is a weak answer).
-            return self.watch_answer_body(routed, &[], 0, true);
+            return self.read_answer(routed, &[], 0, true);
         }
         Next::Pause
     }
 
-    /// A body chunk of a held answer; `buffer` is everything Envoy holds, new bytes from `fresh_from`.
-    pub(super) fn watch_answer_body(
+    /// A chunk of the answer: its usage is read, and the watch holding it judges it. An answer a
+    /// stream's error event condemns is dropped with the usage read up to that event, whatever the
+    /// chunking (the bytes after it in the same chunk are read once the escalation is under way,
+    /// as later chunks are).
+    pub(super) fn read_answer(
         &mut self,
         routed: &mut Routed,
         buffer: &[u8],
         fresh_from: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        let fresh = buffer.get(fresh_from..).unwrap_or_default();
+        let (stream_verdict, judged) = match &mut routed.hold {
+            Hold::Stream(watch) => {
+                let (verdict, judged) = watch.feed_to_verdict(fresh);
+                let verdict = match verdict {
+                    StreamVerdict::Hold if end_of_stream => watch.finish(),
+                    other => other,
+                };
+                (Some(verdict), judged)
+            }
+            _ => (None, fresh.len()),
+        };
+        let (before, after) = fresh.split_at(judged.min(fresh.len()));
+        if let Some(reader) = routed.usage.as_mut() {
+            reader.feed(before);
+        }
+        let next = self.watch_answer_body(routed, buffer, stream_verdict, end_of_stream);
+        if let Some(reader) = routed.usage.as_mut() {
+            reader.feed(after);
+        }
+        next
+    }
+
+    /// A body chunk of a held answer; `buffer` is everything Envoy holds, and a held stream's
+    /// watch has judged the new bytes (`stream_verdict`).
+    fn watch_answer_body(
+        &mut self,
+        routed: &mut Routed,
+        buffer: &[u8],
+        stream_verdict: Option<StreamVerdict>,
         end_of_stream: bool,
     ) -> Next {
         let verdict = match &mut routed.hold {
@@ -263,13 +298,7 @@ impl Turn<'_> {
                     None => StreamVerdict::Release,
                 }
             }
-            Hold::Stream(watch) => {
-                let verdict = watch.feed(buffer.get(fresh_from..).unwrap_or_default());
-                match verdict {
-                    StreamVerdict::Hold if end_of_stream => watch.finish(),
-                    other => other,
-                }
-            }
+            Hold::Stream(_) => stream_verdict.unwrap_or(StreamVerdict::Hold),
         };
         match verdict {
             StreamVerdict::Hold => Next::Pause,

@@ -120,11 +120,8 @@ impl Turn<'_> {
         };
         let buffer = self.reads.response_body(start, size - start);
         let fresh_from = (routed.seen.min(size) - start).min(buffer.len());
-        if let Some(reader) = routed.usage.as_mut() {
-            reader.feed(&buffer[fresh_from..]);
-        }
         routed.response_ended |= end_of_stream;
-        let next = self.watch_answer_body(&mut routed, &buffer, fresh_from, end_of_stream);
+        let next = self.read_answer(&mut routed, &buffer, fresh_from, end_of_stream);
         // Held (or held while the call goes out): Envoy hands the whole buffer back next time.
         routed.seen = if next == Next::Continue { 0 } else { size };
         *state = State::Decided(routed);

@@ -80,19 +80,33 @@ impl StreamWatch {
     /// error event arrives while holding. A chunk is judged whole: an error event anywhere in it
     /// escalates, even after the content that would have released it.
     pub fn feed(&mut self, chunk: &[u8]) -> StreamVerdict {
+        self.feed_to_verdict(chunk).0
+    }
+
+    /// [`StreamWatch::feed`], and how many of the chunk's bytes were read to reach the verdict: up
+    /// to the end of an error event that condemns the stream, else all of them. (What follows an
+    /// error event in the same chunk is not part of the answer the watch judged: cut there, the
+    /// bytes read are the same whatever the chunking.)
+    pub fn feed_to_verdict(&mut self, chunk: &[u8]) -> (StreamVerdict, usize) {
         if let Some(verdict) = self.verdict {
-            return verdict;
+            return (verdict, 0);
         }
-        self.fed = self.fed.saturating_add(chunk.len());
         let (format, seen) = (self.format, &mut self.seen);
-        self.events.feed(chunk, |event| seen.observe(format, event));
+        let read = self.events.feed(chunk, |event| {
+            seen.observe(format, event);
+            seen.error
+        });
+        self.fed = self.fed.saturating_add(read);
         if self.seen.error {
-            return self.decide(StreamVerdict::Escalate(Weakness::StreamError));
+            return (
+                self.decide(StreamVerdict::Escalate(Weakness::StreamError)),
+                read,
+            );
         }
         if self.fed >= self.hold_bytes && self.seen.content() {
-            return self.decide(StreamVerdict::Release);
+            return (self.decide(StreamVerdict::Release), read);
         }
-        StreamVerdict::Hold
+        (StreamVerdict::Hold, read)
     }
 
     /// The stream ended. Still holding: the whole answer is judged (StreamError for an error or a

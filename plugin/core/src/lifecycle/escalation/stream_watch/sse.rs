@@ -29,25 +29,29 @@ pub(crate) struct EventSplitter {
 }
 
 impl EventSplitter {
-    /// Feeds the next bytes; `on_event` gets each event completed by them, in order.
-    pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) {
-        while !chunk.is_empty() {
-            if std::mem::take(&mut self.after_cr) && chunk.first() == Some(&b'\n') {
-                chunk = chunk.get(1..).unwrap_or_default();
+    /// Feeds the next bytes; `on_event` gets each event completed by them, in order, and says
+    /// whether to stop there. Returns how many of the bytes were read: all of them, or those up to
+    /// the end of the line that completed the event `on_event` stopped at.
+    pub fn feed(&mut self, chunk: &[u8], mut on_event: impl FnMut(Event<'_>) -> bool) -> usize {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+                rest = rest.get(1..).unwrap_or_default();
                 continue;
             }
-            let end = chunk
-                .iter()
-                .position(|&byte| byte == b'\n' || byte == b'\r');
-            let (text, rest) = chunk.split_at(end.unwrap_or(chunk.len()));
+            let end = rest.iter().position(|&byte| byte == b'\n' || byte == b'\r');
+            let (text, after) = rest.split_at(end.unwrap_or(rest.len()));
             self.keep(text);
-            let Some((&line_end, rest)) = rest.split_first() else {
-                return;
+            let Some((&line_end, after)) = after.split_first() else {
+                return chunk.len();
             };
             self.after_cr = line_end == b'\r';
-            self.end_line(&mut on_event);
-            chunk = rest;
+            rest = after;
+            if self.end_line(&mut on_event) {
+                return chunk.len() - rest.len();
+            }
         }
+        chunk.len()
     }
 
     fn keep(&mut self, text: &[u8]) {
@@ -63,13 +67,15 @@ impl EventSplitter {
         }
     }
 
-    fn end_line(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
+    /// Whether `on_event` asked to stop at the event this line ended.
+    fn end_line(&mut self, on_event: &mut impl FnMut(Event<'_>) -> bool) -> bool {
         if std::mem::take(&mut self.skipping) {
-            return;
+            return false;
         }
         let line = std::mem::take(&mut self.line);
+        let mut stop = false;
         if line.is_empty() {
-            self.dispatch(on_event);
+            stop = self.dispatch(on_event);
         } else if line.first() != Some(&b':') {
             let (field, value) = match line.iter().position(|&byte| byte == b':') {
                 Some(colon) => line.split_at(colon),
@@ -102,13 +108,15 @@ impl EventSplitter {
         // The line's allocation is reused for the next one.
         self.line = line;
         self.line.clear();
+        stop
     }
 
     /// A blank line ends the event; one without data (or a lost data line) is still passed on when
     /// it has a name, so an `event: error` is never missed.
-    fn dispatch(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
+    fn dispatch(&mut self, on_event: &mut impl FnMut(Event<'_>) -> bool) -> bool {
+        let mut stop = false;
         if self.has_data || self.data_lost || !self.name.is_empty() {
-            on_event(Event {
+            stop = on_event(Event {
                 name: &self.name,
                 data: (self.has_data && !self.data_lost).then_some(self.data.as_slice()),
             });
@@ -117,6 +125,7 @@ impl EventSplitter {
         self.data.clear();
         self.has_data = false;
         self.data_lost = false;
+        stop
     }
 }
 
@@ -134,7 +143,8 @@ mod tests {
                     event
                         .data
                         .map(|data| String::from_utf8_lossy(data).into_owned()),
-                ))
+                ));
+                false
             });
         }
         seen
