@@ -8,18 +8,25 @@
 //! whole, a continued one flows on; request headers can be written only while held; a local reply
 //! replaces whatever the client would have got; an upstream that resets before answering becomes
 //! Envoy's own 503 with the reset in `response.code_details`. A call the machine sends is answered
-//! as soon as the callback that sent it returns.
+//! as soon as the callback that sent it returns (or, when the settings say so, once the routed
+//! response has been fed whole, so that its body arrives while the call is in flight).
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use super::{BreakerBoard, Effect, HeaderMap, Level, Next, Reads, Step, Stream};
+use super::{BreakerBoard, Call, Effect, HeaderMap, Level, Next, Reads, Step, Stream};
 use crate::{Config, DecisionRecord};
 
 /// What an upstream does with a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Answer(Answer),
+    /// Envoy answers in the upstream's place (a timeout, a refused connection) with `status`, and
+    /// `details` as its response code details (empty: none).
+    Envoy {
+        status: u16,
+        details: String,
+    },
     /// The connection closes before any response.
     Reset,
 }
@@ -81,25 +88,41 @@ pub struct ClientRequest {
 /// How the host behaves, beyond the request and the upstreams.
 #[derive(Debug, Clone)]
 pub struct HostSettings {
-    /// Body bytes per callback, request and response (at least 1).
-    pub chunk_bytes: usize,
+    /// Body bytes per callback, request and response: these sizes in turn, then over again from
+    /// the first (each at least 1; none: a body in one piece).
+    pub chunk_bytes: Vec<usize>,
     /// The clock's start, and how far it moves at each read (0: it stands still).
     pub start_nanos: u64,
     pub nanos_per_read: u64,
+    /// How long each upstream, routed or called, takes to answer: the clock moves on by this much
+    /// before its response arrives.
+    pub latency_nanos: u64,
     /// The decision id the random source gives; None: it fails.
     pub decision_id: Option<String>,
     /// Host attributes the gateway set (identity metadata), by path.
     pub properties: Vec<(Vec<String>, Vec<u8>)>,
+    /// The cluster Envoy's route table sends the request to, whatever the routing header names;
+    /// None: the named tier's cluster (the default tier's without one).
+    pub route_to: Option<String>,
+    /// Clusters Envoy can not send a call to (no healthy host): dispatching one fails.
+    pub unavailable_clusters: Vec<String>,
+    /// Calls are answered only once the routed response has been fed whole (its body and its end
+    /// arrive while the call is in flight); false: as soon as the callback that sent one returns.
+    pub calls_wait_for_response: bool,
 }
 
 impl Default for HostSettings {
     fn default() -> HostSettings {
         HostSettings {
-            chunk_bytes: 16 * 1024,
+            chunk_bytes: vec![16 * 1024],
             start_nanos: 1_800_000_000_000_000_000,
             nanos_per_read: 0,
+            latency_nanos: 0,
             decision_id: Some("00000000-0000-4000-8000-000000000000".to_string()),
             properties: Vec::new(),
+            route_to: None,
+            unavailable_clusters: Vec::new(),
+            calls_wait_for_response: false,
         }
     }
 }
@@ -109,8 +132,13 @@ impl Default for HostSettings {
 pub struct Outcome {
     /// The request the route table sent on; None when the client was answered before it.
     pub routed: Option<Sent>,
-    /// The calls the machine sent (escalations), in order.
-    pub calls: Vec<Sent>,
+    /// The calls the machine sent (escalations), in order; not one the host could not send.
+    pub calls: Vec<Call>,
+    /// What the machine said next at each request callback (headers, body chunks, trailers) and
+    /// at each response callback (headers, body chunks), in order: a call it asked for shows as
+    /// the [`Next::Dispatch`] it was.
+    pub request_next: Vec<Next>,
+    pub response_next: Vec<Next>,
     /// What the client got.
     pub response: Answer,
     /// The settled record; None for a request triage does not route.
@@ -135,6 +163,8 @@ pub fn run(
     if host.replied.is_none() {
         host.receive_response(&mut machine, upstreams);
     }
+    host.calls_held = false;
+    host.answer_calls(&mut machine, upstreams);
     let step = machine.log(&host);
     host.apply(&mut machine, step, upstreams);
     host.finish()
@@ -157,7 +187,9 @@ struct Host<'a> {
     served_cluster: Option<String>,
     /// The answer to the call being read, and the calls still to answer.
     call_answer: Option<Answer>,
-    queued_calls: Vec<(u32, Sent)>,
+    queued_calls: Vec<(u32, Call)>,
+    /// Calls wait while the routed response is being fed.
+    calls_held: bool,
     /// The client's response so far, and the local reply that replaced it.
     client_body: Vec<u8>,
     replied: Option<Answer>,
@@ -185,14 +217,31 @@ impl<'a> Host<'a> {
             served_cluster: None,
             call_answer: None,
             queued_calls: Vec::new(),
+            calls_held: false,
             client_body: Vec::new(),
             replied: None,
             outcome: Outcome::default(),
         }
     }
 
-    fn chunk_bytes(&self) -> usize {
-        self.settings.chunk_bytes.max(1)
+    /// `body` cut as the settings say.
+    fn chunks<'b>(&self, body: &'b [u8]) -> Vec<&'b [u8]> {
+        let mut sizes = self.settings.chunk_bytes.iter().cycle();
+        let mut chunks = Vec::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            let size = sizes.next().map_or(rest.len(), |size| (*size).max(1));
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            chunks.push(chunk);
+            rest = tail;
+        }
+        chunks
+    }
+
+    fn wait_for_an_upstream(&self) {
+        let now = self.clock.get();
+        self.clock
+            .set(now.saturating_add(self.settings.latency_nanos));
     }
 
     fn send_request(
@@ -203,11 +252,11 @@ impl<'a> Host<'a> {
     ) {
         let has_body = !request.body.is_empty() || request.trailers;
         let step = machine.request_headers(self, !has_body);
-        let mut flowing = self.apply(machine, step, up) == Next::Continue;
-        if flowing {
+        self.outcome.request_next.push(step.next.clone());
+        if self.apply(machine, step, up) == Next::Continue {
             self.request_headers_held = false;
         }
-        let chunks: Vec<&[u8]> = request.body.chunks(self.chunk_bytes()).collect();
+        let chunks = self.chunks(&request.body);
         for (n, chunk) in chunks.iter().enumerate() {
             if self.replied.is_some() {
                 return;
@@ -215,14 +264,15 @@ impl<'a> Host<'a> {
             self.request_buffer.extend_from_slice(chunk);
             let end = n + 1 == chunks.len() && !request.trailers;
             let step = machine.request_body(self, self.request_buffer.len(), end);
-            flowing = self.apply(machine, step, up) == Next::Continue;
-            if flowing {
+            self.outcome.request_next.push(step.next.clone());
+            if self.apply(machine, step, up) == Next::Continue {
                 self.request_headers_held = false;
                 self.upstream_body.append(&mut self.request_buffer);
             }
         }
         if request.trailers && self.replied.is_none() {
             let step = machine.request_trailers(self);
+            self.outcome.request_next.push(step.next.clone());
             self.apply(machine, step, up);
             self.request_headers_held = false;
         }
@@ -231,6 +281,9 @@ impl<'a> Host<'a> {
 
     /// The cluster of the tier the routing header names; without one, the default tier's.
     fn routed_cluster(&self) -> String {
+        if let Some(cluster) = &self.settings.route_to {
+            return cluster.clone();
+        }
         let tier = header(&self.request_headers, self.config.route_header())
             .and_then(|name| self.config.tier_index(name))
             .or_else(|| self.config.tier_index(self.config.default_tier_name()))
@@ -247,28 +300,31 @@ impl<'a> Host<'a> {
             headers: self.request_headers.clone(),
             body: std::mem::take(&mut self.upstream_body),
         };
+        self.wait_for_an_upstream();
         let answer = match up.reply(&sent) {
             Reply::Answer(answer) => {
                 self.code_details = "via_upstream".to_string();
                 answer
             }
+            Reply::Envoy { status, details } => {
+                self.code_details = details;
+                envoy_reply(status)
+            }
             Reply::Reset => {
                 self.code_details =
                     "upstream_reset_before_response_started{connection_termination}".to_string();
-                Answer::new(
-                    503,
-                    "text/plain",
-                    "upstream connect error or disconnect/reset before headers",
-                )
+                envoy_reply(503)
             }
         };
         self.served_cluster = Some(sent.cluster.clone());
         self.outcome.routed = Some(sent);
         self.response_status = Some(answer.status);
         self.response_headers = answer.headers.clone();
+        self.calls_held = self.settings.calls_wait_for_response;
         let step = machine.response_headers(self, answer.body.is_empty());
+        self.outcome.response_next.push(step.next.clone());
         self.apply(machine, step, up);
-        let chunks: Vec<&[u8]> = answer.body.chunks(self.chunk_bytes()).collect();
+        let chunks = self.chunks(&answer.body);
         for (n, chunk) in chunks.iter().enumerate() {
             if self.replied.is_some() {
                 return;
@@ -276,6 +332,7 @@ impl<'a> Host<'a> {
             self.response_buffer.extend_from_slice(chunk);
             let end = n + 1 == chunks.len();
             let step = machine.response_body(self, self.response_buffer.len(), end);
+            self.outcome.response_next.push(step.next.clone());
             if self.apply(machine, step, up) == Next::Continue {
                 self.client_body.append(&mut self.response_buffer);
             }
@@ -283,29 +340,45 @@ impl<'a> Host<'a> {
     }
 
     /// Applies a step's effects, sends its call and answers every call sent, as Envoy would once
-    /// the callback returns; what the callback returned.
+    /// the callback returns (unless calls wait for the response); what the callback returned.
     fn apply(&mut self, machine: &mut Stream, step: Step, up: &mut dyn Upstreams) -> Next {
         for effect in step.effects {
             self.apply_effect(machine, effect);
         }
-        let next = match step.next {
-            Next::Dispatch(call) => {
+        if let Next::Dispatch(call) = step.next {
+            let token = if self.settings.unavailable_clusters.contains(&call.cluster) {
+                // As the filter does when Envoy refuses to start the call.
+                let message = format!("escalating to cluster {} failed", call.cluster);
+                self.outcome.logs.push((Level::Warn, message));
+                None
+            } else {
                 let token = self.outcome.calls.len() as u32 + 1;
-                let sent = Sent {
-                    cluster: call.cluster,
-                    headers: call.headers,
-                    body: call.body,
-                };
-                self.outcome.calls.push(sent.clone());
-                self.queued_calls.push((token, sent));
-                let step = machine.dispatched(self, Some(token));
-                return self.apply(machine, step, up);
-            }
-            other => other,
-        };
-        while let Some((token, sent)) = self.queued_calls.pop() {
+                self.outcome.calls.push(call.clone());
+                self.queued_calls.push((token, call));
+                Some(token)
+            };
+            let step = machine.dispatched(self, token);
+            return self.apply(machine, step, up);
+        }
+        self.answer_calls(machine, up);
+        step.next
+    }
+
+    /// Answers every call sent and not answered yet, unless calls wait for the response.
+    fn answer_calls(&mut self, machine: &mut Stream, up: &mut dyn Upstreams) {
+        if self.calls_held {
+            return;
+        }
+        while let Some((token, call)) = self.queued_calls.pop() {
+            let sent = Sent {
+                cluster: call.cluster,
+                headers: call.headers,
+                body: call.body,
+            };
+            self.wait_for_an_upstream();
             let answer = match up.reply(&sent) {
                 Reply::Answer(answer) => Some(answer),
+                Reply::Envoy { status, .. } => Some(envoy_reply(status)),
                 Reply::Reset => None,
             };
             let (headers, body) = answer.as_ref().map_or((0, 0), |answer| {
@@ -315,7 +388,6 @@ impl<'a> Host<'a> {
             let step = machine.call_answered(self, token, headers, body);
             self.apply(machine, step, up);
         }
-        next
     }
 
     fn apply_effect(&mut self, machine: &mut Stream, effect: Effect) {
@@ -464,6 +536,15 @@ impl Reads for Host<'_> {
     fn new_decision_id(&self) -> Option<String> {
         self.settings.decision_id.clone()
     }
+}
+
+/// A reply Envoy makes itself.
+fn envoy_reply(status: u16) -> Answer {
+    Answer::new(
+        status,
+        "text/plain",
+        "upstream connect error or disconnect/reset before headers",
+    )
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
