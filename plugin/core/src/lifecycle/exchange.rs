@@ -21,12 +21,9 @@ use crate::{Config, DecisionRecord};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Answer(Answer),
-    /// Envoy answers in the upstream's place (a timeout, a refused connection) with `status`, and
-    /// `details` as its response code details (empty: none).
-    Envoy {
-        status: u16,
-        details: String,
-    },
+    /// Envoy answers in the upstream's place (a timeout, a refused connection): its answer, and
+    /// its response code details saying why (empty: none).
+    Envoy(Answer, String),
     /// The connection closes before any response.
     Reset,
 }
@@ -145,7 +142,8 @@ pub struct Outcome {
     pub record: Option<DecisionRecord>,
     pub logs: Vec<(Level, String)>,
     /// Effects the host could not apply in the state the stream was in (a request header written
-    /// after the headers went on): a machine bug, asserted empty by the tests.
+    /// after the headers went on, a local reply once the response went out): a machine bug,
+    /// asserted empty by the tests.
     pub refused: Vec<String>,
 }
 
@@ -191,6 +189,7 @@ struct Host<'a> {
     /// Calls wait while the routed response is being fed.
     calls_held: bool,
     /// The client's response so far, and the local reply that replaced it.
+    response_started: bool,
     client_body: Vec<u8>,
     replied: Option<Answer>,
     outcome: Outcome,
@@ -218,24 +217,15 @@ impl<'a> Host<'a> {
             call_answer: None,
             queued_calls: Vec::new(),
             calls_held: false,
+            response_started: false,
             client_body: Vec::new(),
             replied: None,
             outcome: Outcome::default(),
         }
     }
 
-    /// `body` cut as the settings say.
     fn chunks<'b>(&self, body: &'b [u8]) -> Vec<&'b [u8]> {
-        let mut sizes = self.settings.chunk_bytes.iter().cycle();
-        let mut chunks = Vec::new();
-        let mut rest = body;
-        while !rest.is_empty() {
-            let size = sizes.next().map_or(rest.len(), |size| (*size).max(1));
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
-            chunks.push(chunk);
-            rest = tail;
-        }
-        chunks
+        chunks(body, &self.settings.chunk_bytes)
     }
 
     fn wait_for_an_upstream(&self) {
@@ -306,14 +296,18 @@ impl<'a> Host<'a> {
                 self.code_details = "via_upstream".to_string();
                 answer
             }
-            Reply::Envoy { status, details } => {
+            Reply::Envoy(answer, details) => {
                 self.code_details = details;
-                envoy_reply(status)
+                answer
             }
             Reply::Reset => {
                 self.code_details =
                     "upstream_reset_before_response_started{connection_termination}".to_string();
-                envoy_reply(503)
+                Answer::new(
+                    503,
+                    "text/plain",
+                    "upstream connect error or disconnect/reset before headers",
+                )
             }
         };
         self.served_cluster = Some(sent.cluster.clone());
@@ -323,7 +317,7 @@ impl<'a> Host<'a> {
         self.calls_held = self.settings.calls_wait_for_response;
         let step = machine.response_headers(self, answer.body.is_empty());
         self.outcome.response_next.push(step.next.clone());
-        self.apply(machine, step, up);
+        self.response_started |= self.apply(machine, step, up) == Next::Continue;
         let chunks = self.chunks(&answer.body);
         for (n, chunk) in chunks.iter().enumerate() {
             if self.replied.is_some() {
@@ -334,6 +328,7 @@ impl<'a> Host<'a> {
             let step = machine.response_body(self, self.response_buffer.len(), end);
             self.outcome.response_next.push(step.next.clone());
             if self.apply(machine, step, up) == Next::Continue {
+                self.response_started = true;
                 self.client_body.append(&mut self.response_buffer);
             }
         }
@@ -378,7 +373,7 @@ impl<'a> Host<'a> {
             self.wait_for_an_upstream();
             let answer = match up.reply(&sent) {
                 Reply::Answer(answer) => Some(answer),
-                Reply::Envoy { status, .. } => Some(envoy_reply(status)),
+                Reply::Envoy(answer, _) => Some(answer),
                 Reply::Reset => None,
             };
             let (headers, body) = answer.as_ref().map_or((0, 0), |answer| {
@@ -435,13 +430,21 @@ impl<'a> Host<'a> {
                 headers,
                 ..
             } => {
+                if self.response_started {
+                    // Envoy can only reset a stream whose response went out already.
+                    let message = format!("a local reply {status} after the response started");
+                    self.outcome.refused.push(message);
+                }
                 self.replied = Some(Answer {
                     status,
                     headers,
                     body,
                 });
             }
-            Effect::ContinueResponse => self.client_body.append(&mut self.response_buffer),
+            Effect::ContinueResponse => {
+                self.response_started = true;
+                self.client_body.append(&mut self.response_buffer);
+            }
             Effect::Settle(record) => self.outcome.record = Some(*record),
             Effect::Log { level, message } => self.outcome.logs.push((level, message)),
         }
@@ -538,13 +541,18 @@ impl Reads for Host<'_> {
     }
 }
 
-/// A reply Envoy makes itself.
-fn envoy_reply(status: u16) -> Answer {
-    Answer::new(
-        status,
-        "text/plain",
-        "upstream connect error or disconnect/reset before headers",
-    )
+/// `body` cut as [`HostSettings::chunk_bytes`] says: `sizes` in turn, over again from the first.
+pub fn chunks<'b>(body: &'b [u8], sizes: &[usize]) -> Vec<&'b [u8]> {
+    let mut sizes = sizes.iter().cycle();
+    let mut chunks = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let size = sizes.next().map_or(rest.len(), |size| (*size).max(1));
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
