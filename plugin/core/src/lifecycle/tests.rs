@@ -8,6 +8,9 @@
 mod escalation;
 mod escalation_answers;
 mod escalation_bounds;
+mod escalation_breaker;
+mod escalation_served;
+mod escalation_stream;
 mod script;
 
 use std::rc::Rc;
