@@ -11,6 +11,7 @@ mod escalation_bounds;
 mod escalation_breaker;
 mod escalation_served;
 mod escalation_stream;
+mod request_side;
 mod script;
 
 use std::rc::Rc;
@@ -178,6 +179,8 @@ struct Client {
     headers: Vec<(String, String)>,
     /// The body ends with (HTTP/2) trailers.
     trailers: bool,
+    /// The body is framed by chunked transfer-encoding, without a content-length.
+    chunked_encoding: bool,
 }
 
 impl Client {
@@ -194,6 +197,7 @@ impl Client {
             body: body.into(),
             headers: Vec::new(),
             trailers: false,
+            chunked_encoding: false,
         }
     }
 
@@ -220,12 +224,16 @@ impl Client {
     }
 
     fn request(&self) -> ClientRequest {
+        let framing = match self.chunked_encoding {
+            true => ("transfer-encoding".into(), "chunked".into()),
+            false => ("content-length".into(), self.body.len().to_string()),
+        };
         let mut headers: Vec<(String, String)> = vec![
             (":method".into(), self.method.into()),
             (":path".into(), self.path.clone()),
             (":authority".into(), "llm.example".into()),
             ("content-type".into(), JSON.into()),
-            ("content-length".into(), self.body.len().to_string()),
+            framing,
             ("x-request-id".into(), REQUEST_ID.into()),
         ];
         headers.extend(self.headers.iter().cloned());
