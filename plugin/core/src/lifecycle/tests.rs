@@ -5,12 +5,14 @@
 //! which host test each native test stands for. Here: what they share (the tiers and their config,
 //! the client's requests and the tiers' answers in each API format, the upstreams, the checks).
 
+mod chunking;
 mod escalation;
 mod escalation_answers;
 mod escalation_bounds;
 mod escalation_breaker;
 mod escalation_served;
 mod escalation_stream;
+mod interleavings;
 mod request_side;
 mod script;
 

@@ -23,7 +23,7 @@
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::Next;
-use super::script::{settled, Event, Row, Script};
+use super::script::{routed, sent_to_mid, settled, Event, Row, Script};
 use super::*;
 
 /// How the call to the next tier ends without a usable answer.
@@ -438,21 +438,13 @@ fn requests_triage_may_not_move_are_never_called_for() {
 /// call answers.
 fn failure_ending_in_trailers(answered: Event, released: &'static [&'static str]) -> Vec<Row> {
     vec![
-        (
-            Event::Request,
-            "continue",
-            &["replace body", "clear route cache"],
-        ),
+        routed(),
         (
             Event::ResponseHeaders(503, "text/plain", false),
             "dispatch tier_mid",
             &[],
         ),
-        (
-            Event::Dispatched(Some(1)),
-            "pause",
-            &["Info: escalating small->mid (status_5xx)"],
-        ),
+        sent_to_mid(),
         (Event::ResponseBody(b"down".to_vec(), false), "pause", &[]),
         (Event::ResponseTrailers, "pause", &[]),
         (answered, "continue", released),
@@ -523,11 +515,7 @@ fn a_held_answer_ending_in_trailers_goes_out_as_it_is() {
     for (what, client, content_type, body) in cases {
         let mut script = Script::new(&config, &client);
         let rows: Vec<Row> = vec![
-            (
-                Event::Request,
-                "continue",
-                &["replace body", "clear route cache"],
-            ),
+            routed(),
             (
                 Event::ResponseHeaders(200, content_type, false),
                 "pause",
@@ -551,21 +539,13 @@ fn a_client_gone_while_calling_cancels_the_call_and_still_records() {
     let mut script = Script::new(&config, &Client::simple(CHAT));
     let late = Some(good_response(CHAT, MID));
     let rows: Vec<Row> = vec![
-        (
-            Event::Request,
-            "continue",
-            &["replace body", "clear route cache"],
-        ),
+        routed(),
         (
             Event::ResponseHeaders(503, "text/plain", true),
             "dispatch tier_mid",
             &[],
         ),
-        (
-            Event::Dispatched(Some(1)),
-            "pause",
-            &["Info: escalating small->mid (status_5xx)"],
-        ),
+        sent_to_mid(),
         (Event::Log, "continue", &["settle"]),
         (Event::Answered(1, late), "continue", &[]),
     ];

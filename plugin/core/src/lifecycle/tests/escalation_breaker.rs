@@ -27,7 +27,7 @@ use std::cell::Cell;
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::{HeaderMap, Next, Step};
-use super::script::{header_writes, settled, Event, Row, Script};
+use super::script::{header_writes, routed, sent_to_mid, settled, Event, Row, Script};
 use super::*;
 use crate::BreakerState;
 
@@ -234,14 +234,7 @@ fn a_trial_whose_outcome_is_lost_holds_the_tier_closed_to_others_for_a_cooldown(
     traffic.open_small();
     traffic.wait(COOLDOWN_MS);
     let mut trial = traffic.script(&Client::simple(CHAT));
-    let rows: Vec<Row> = vec![
-        (
-            Event::Request,
-            "continue",
-            &["replace body", "clear route cache"],
-        ),
-        (Event::Log, "continue", &["settle"]),
-    ];
+    let rows: Vec<Row> = vec![routed(), (Event::Log, "continue", &["settle"])];
     let steps = trial.play_rows(&rows, "the lost trial");
     assert_routed_by(&steps[0], "small");
     assert_eq!(settled(&steps).status, None);
@@ -341,11 +334,7 @@ fn streams_in_flight_together_open_a_tier_together() {
             "dispatch tier_mid",
             &[],
         ),
-        (
-            Event::Dispatched(Some(1)),
-            "pause",
-            &["Info: escalating small->mid (status_5xx)"],
-        ),
+        sent_to_mid(),
         (
             Event::Answered(1, Some(good_response(CHAT, MID))),
             "continue",

@@ -41,7 +41,7 @@
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::{HeaderMap, Next};
-use super::script::{header_writes, settled, Event, Row, Script};
+use super::script::{header_writes, routed, settled, Event, Row, Script};
 use super::*;
 use crate::{Applied, Mode};
 
@@ -797,11 +797,6 @@ fn the_record_settles_once_where_the_stream_ends() {
     let config = plain_config(json!({}));
     let answer = good_answer(CHAT, SMALL);
     let usage_at = String::from_utf8_lossy(&answer).rfind("\"usage\"").unwrap();
-    let decided: Row = (
-        Event::Request,
-        "continue",
-        &["replace body", "clear route cache"],
-    );
     let cases: [(&str, Vec<Row>, Option<u16>, Option<Usage>); 4] = [
         (
             "the headers end it",
@@ -850,7 +845,7 @@ fn the_record_settles_once_where_the_stream_ends() {
     ];
     for (what, rows, status, usage) in cases {
         let mut script = Script::new(&config, &Client::simple(CHAT));
-        let mut steps = script.play_rows(&[decided.clone()], what);
+        let mut steps = script.play_rows(&[routed()], what);
         steps.extend(script.play_rows(&rows, what));
         let record = settled(&steps);
         assert_eq!(record.request_id, REQUEST_ID, "{what}");

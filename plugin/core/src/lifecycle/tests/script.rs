@@ -35,13 +35,29 @@ pub(super) enum Event {
     Log,
     /// The host refused the rewritten request body.
     RewriteFailed,
-    /// The clock moves on, in milliseconds.
-    Wait(u64),
 }
 
 /// One row of a script: the event, what comes next (`continue`, `pause`, `dispatch <cluster>`),
 /// and the effects other than header writes, in order ([`said`]).
 pub(super) type Row = (Event, &'static str, &'static [&'static str]);
+
+/// The client's request, decided and routed: its body rewritten, the route picked again.
+pub(super) fn routed() -> Row {
+    (
+        Event::Request,
+        "continue",
+        &["replace body", "clear route cache"],
+    )
+}
+
+/// The host sent the call that moves a failing small tier to mid, as token 1.
+pub(super) fn sent_to_mid() -> Row {
+    (
+        Event::Dispatched(Some(1)),
+        "pause",
+        &["Info: escalating small->mid (status_5xx)"],
+    )
+}
 
 /// What the host holds for the stream, as the machine reads it.
 pub(super) struct Held {
@@ -190,11 +206,10 @@ impl Script {
             Event::Log => machine.log(held),
             Event::RewriteFailed => {
                 machine.rewrite_failed();
-                nothing()
-            }
-            Event::Wait(ms) => {
-                held.now_nanos += ms * MS;
-                nothing()
+                Step {
+                    effects: Vec::new(),
+                    next: Next::Continue,
+                }
             }
         };
         self.hand_on(event, &step);
@@ -228,13 +243,6 @@ impl Script {
         {
             self.held.response_body.clear();
         }
-    }
-}
-
-fn nothing() -> Step {
-    Step {
-        effects: Vec::new(),
-        next: Next::Continue,
     }
 }
 
