@@ -5,7 +5,8 @@
 //! would do with an answer, and the machine's tests drive every path through it.
 //!
 //! It holds Envoy's semantics the machine relies on: a paused body is buffered and handed back
-//! whole, a continued one flows on; request headers can be written only while held; a local reply
+//! whole, a continued one flows on; request headers can be written only while held, and the route
+//! is picked on them as received unless the route cache is cleared while they are; a local reply
 //! replaces whatever the client would have got; an upstream that resets before answering becomes
 //! Envoy's own 503 with the reset in `response.code_details`. A call the machine sends is answered
 //! as soon as the callback that sent it returns (or, when the settings say so, once the routed
@@ -176,6 +177,10 @@ struct Host<'a> {
     request_headers: Vec<(String, String)>,
     /// Request headers can be written until they go on.
     request_headers_held: bool,
+    /// The headers the route was picked on: as received, unless the route cache was cleared
+    /// while they were held (then the route is picked again on the headers as they go on).
+    route_headers: Vec<(String, String)>,
+    route_picked_again: bool,
     request_buffer: Vec<u8>,
     upstream_body: Vec<u8>,
     response_status: Option<u16>,
@@ -197,15 +202,18 @@ struct Host<'a> {
 
 impl<'a> Host<'a> {
     fn new(config: &'a Config, request: &ClientRequest, settings: &'a HostSettings) -> Host<'a> {
+        let request_headers: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .collect();
         Host {
             config,
             settings,
             clock: Cell::new(settings.start_nanos),
-            request_headers: request
-                .headers
-                .iter()
-                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-                .collect(),
+            route_headers: request_headers.clone(),
+            route_picked_again: false,
+            request_headers,
             request_headers_held: true,
             request_buffer: Vec::new(),
             upstream_body: Vec::new(),
@@ -269,12 +277,17 @@ impl<'a> Host<'a> {
         self.upstream_body.append(&mut self.request_buffer);
     }
 
-    /// The cluster of the tier the routing header names; without one, the default tier's.
+    /// The cluster of the tier the routing header names (in the headers the route was picked on);
+    /// without one, the default tier's.
     fn routed_cluster(&self) -> String {
         if let Some(cluster) = &self.settings.route_to {
             return cluster.clone();
         }
-        let tier = header(&self.request_headers, self.config.route_header())
+        let route_headers = match self.route_picked_again {
+            true => &self.request_headers,
+            false => &self.route_headers,
+        };
+        let tier = header(route_headers, self.config.route_header())
             .and_then(|name| self.config.tier_index(name))
             .or_else(|| self.config.tier_index(self.config.default_tier_name()))
             .unwrap_or_default();
@@ -423,7 +436,7 @@ impl<'a> Host<'a> {
                     );
                 }
             }
-            Effect::ClearRouteCache => {}
+            Effect::ClearRouteCache => self.route_picked_again |= self.request_headers_held,
             Effect::LocalReply {
                 status,
                 body,
