@@ -72,9 +72,12 @@ struct Case {
     cause: Option<&'static str>,
 }
 
-/// The mock's answers in each format, JSON and streamed: (format, streamed, what the request asks,
-/// the body, the cause).
-fn mock_answers() -> Vec<(ApiFormat, bool, Asks, &'static [u8], Option<&'static str>)> {
+/// A mock answer: its format, whether it is streamed, what the request asks, the body, and the
+/// cause when it is judged whole.
+type MockAnswer = (ApiFormat, bool, Asks, &'static [u8], Option<&'static str>);
+
+/// The mock's answers in each format, JSON and streamed.
+fn mock_answers() -> Vec<MockAnswer> {
     use Asks::{Json, Nothing, Tools};
     vec![
         (CHAT, false, Nothing, mock!(json "chat-healthy.json"), None),

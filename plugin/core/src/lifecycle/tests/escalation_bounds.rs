@@ -23,7 +23,7 @@
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::Next;
-use super::script::{routed, sent_to_mid, settled, Event, Row, Script};
+use super::script::{routed, sent_to_mid, settled, small_fails, Event, Row, Script};
 use super::*;
 
 /// How the call to the next tier ends without a usable answer.
@@ -439,11 +439,7 @@ fn requests_triage_may_not_move_are_never_called_for() {
 fn failure_ending_in_trailers(answered: Event, released: &'static [&'static str]) -> Vec<Row> {
     vec![
         routed(),
-        (
-            Event::ResponseHeaders(503, "text/plain", false),
-            "dispatch tier_mid",
-            &[],
-        ),
+        small_fails(false),
         sent_to_mid(),
         (Event::ResponseBody(b"down".to_vec(), false), "pause", &[]),
         (Event::ResponseTrailers, "pause", &[]),
@@ -540,11 +536,7 @@ fn a_client_gone_while_calling_cancels_the_call_and_still_records() {
     let late = Some(good_response(CHAT, MID));
     let rows: Vec<Row> = vec![
         routed(),
-        (
-            Event::ResponseHeaders(503, "text/plain", true),
-            "dispatch tier_mid",
-            &[],
-        ),
+        small_fails(true),
         sent_to_mid(),
         (Event::Log, "continue", &["settle"]),
         (Event::Answered(1, late), "continue", &[]),

@@ -27,7 +27,7 @@ use std::cell::Cell;
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::{HeaderMap, Next, Step};
-use super::script::{header_writes, routed, sent_to_mid, settled, Event, Row, Script};
+use super::script::{header_writes, routed, sent_to_mid, settled, small_fails, Event, Row, Script};
 use super::*;
 use crate::BreakerState;
 
@@ -329,11 +329,7 @@ fn streams_in_flight_together_open_a_tier_together() {
         assert_routed_by(&decided, "small");
     }
     let failed: Vec<Row> = vec![
-        (
-            Event::ResponseHeaders(503, "text/plain", true),
-            "dispatch tier_mid",
-            &[],
-        ),
+        small_fails(true),
         sent_to_mid(),
         (
             Event::Answered(1, Some(good_response(CHAT, MID))),

@@ -5,7 +5,9 @@
 //! settled. Each table row is an event, what comes next, and the effects but header writes.
 
 use super::super::exchange::Answer;
-use super::script::{call_of, routed, said, sent_to_mid, settled, Event, Row, Script};
+use super::script::{
+    call_of, routed, said, sent_to_mid, settled, small_fails, Effects, Event, Row, Script,
+};
 use super::*;
 use crate::Escalation;
 
@@ -19,7 +21,7 @@ fn mid_answers() -> Option<Answer> {
 #[test]
 fn a_call_answered_while_the_held_answers_body_is_still_arriving() {
     let config = default_config();
-    let cases: [(&str, Option<Answer>, &[&str], &[&str], &str); 2] = [
+    let cases: [(&str, Option<Answer>, Effects, Effects, &str); 2] = [
         (
             "the call answers",
             mid_answers(),
@@ -42,11 +44,7 @@ fn a_call_answered_while_the_held_answers_body_is_still_arriving() {
         let mut script = Script::new(&config, &Client::simple(CHAT));
         let rows: Vec<Row> = vec![
             routed(),
-            (
-                Event::ResponseHeaders(503, "text/plain", false),
-                "dispatch tier_mid",
-                &[],
-            ),
+            small_fails(false),
             sent_to_mid(),
             (
                 Event::ResponseBody(b"upstream ".to_vec(), false),
@@ -65,6 +63,16 @@ fn a_call_answered_while_the_held_answers_body_is_still_arriving() {
     }
 }
 
+/// A place a call is asked for: the config and the request, the script from the routed request
+/// on, and the steps the record keeps.
+struct Place {
+    what: &'static str,
+    config: Rc<Config>,
+    client: Client,
+    rows: Vec<Row>,
+    escalations: Vec<Escalation>,
+}
+
 /// Where a call can be asked for, and the host saying it could not send it: the answer held for it
 /// goes on after all, by the callback that asked (its `continue`) or, outside a callback, by an
 /// explicit one; no step is recorded for a call never sent.
@@ -74,17 +82,13 @@ fn a_call_the_host_could_not_send_lets_the_held_answer_go_from_each_place() {
     let error = b"data: {\"error\": {\"message\": \"overloaded\"}}\n\n".to_vec();
     let rest = b"data: [DONE]\n\n".to_vec();
     let failed_mid = Some(Answer::new(503, "text/plain", ""));
-    let cases: Vec<(&str, Rc<Config>, Client, Vec<Row>, Vec<Escalation>)> = vec![
-        (
-            "at a failing status, before its body",
-            default_config(),
-            Client::simple(CHAT),
-            vec![
-                (
-                    Event::ResponseHeaders(503, "text/plain", false),
-                    "dispatch tier_mid",
-                    &[],
-                ),
+    let places = [
+        Place {
+            what: "at a failing status, before its body",
+            config: default_config(),
+            client: Client::simple(CHAT),
+            rows: vec![
+                small_fails(false),
                 (Event::Dispatched(None), "continue", &[]),
                 (
                     Event::ResponseBody(b"down".to_vec(), true),
@@ -92,38 +96,34 @@ fn a_call_the_host_could_not_send_lets_the_held_answer_go_from_each_place() {
                     &["settle"],
                 ),
             ],
-            vec![],
-        ),
-        (
-            "at a failing status ending the answer",
-            default_config(),
-            Client::simple(CHAT),
-            vec![
-                (
-                    Event::ResponseHeaders(503, "text/plain", true),
-                    "dispatch tier_mid",
-                    &[],
-                ),
+            escalations: vec![],
+        },
+        Place {
+            what: "at a failing status ending the answer",
+            config: default_config(),
+            client: Client::simple(CHAT),
+            rows: vec![
+                small_fails(true),
                 (Event::Dispatched(None), "continue", &["settle"]),
             ],
-            vec![],
-        ),
-        (
-            "at the end of a weak answer",
-            default_config(),
-            Client::simple(CHAT),
-            vec![
+            escalations: vec![],
+        },
+        Place {
+            what: "at the end of a weak answer",
+            config: default_config(),
+            client: Client::simple(CHAT),
+            rows: vec![
                 (Event::ResponseHeaders(200, JSON, false), "pause", &[]),
                 (Event::ResponseBody(weak, true), "dispatch tier_mid", &[]),
                 (Event::Dispatched(None), "continue", &["settle"]),
             ],
-            vec![],
-        ),
-        (
-            "at an error event in a held stream",
-            default_config(),
-            Client::streaming(CHAT),
-            vec![
+            escalations: vec![],
+        },
+        Place {
+            what: "at an error event in a held stream",
+            config: default_config(),
+            client: Client::streaming(CHAT),
+            rows: vec![
                 (
                     Event::ResponseHeaders(200, EVENT_STREAM, false),
                     "pause",
@@ -133,18 +133,14 @@ fn a_call_the_host_could_not_send_lets_the_held_answer_go_from_each_place() {
                 (Event::Dispatched(None), "continue", &[]),
                 (Event::ResponseBody(rest, true), "continue", &["settle"]),
             ],
-            vec![],
-        ),
-        (
-            "at a further call, asked by the first call's answer",
-            config(json!({"max_escalations": 2}), json!({})),
-            Client::simple(CHAT),
-            vec![
-                (
-                    Event::ResponseHeaders(503, "text/plain", true),
-                    "dispatch tier_mid",
-                    &[],
-                ),
+            escalations: vec![],
+        },
+        Place {
+            what: "at a further call, asked by the first call's answer",
+            config: config(json!({"max_escalations": 2}), json!({})),
+            client: Client::simple(CHAT),
+            rows: vec![
+                small_fails(true),
                 sent_to_mid(),
                 (
                     Event::Answered(1, failed_mid),
@@ -157,16 +153,17 @@ fn a_call_the_host_could_not_send_lets_the_held_answer_go_from_each_place() {
                     &["continue response", "settle"],
                 ),
             ],
-            vec![step(SMALL, MID, "status_5xx", Some(503), None)],
-        ),
+            escalations: vec![step(SMALL, MID, "status_5xx", Some(503), None)],
+        },
     ];
-    for (what, config, client, rows, escalations) in cases {
-        let mut script = Script::new(&config, &client);
+    for place in places {
+        let what = place.what;
+        let mut script = Script::new(&place.config, &place.client);
         let mut steps = script.play_rows(&[routed()], what);
-        steps.extend(script.play_rows(&rows, what));
+        steps.extend(script.play_rows(&place.rows, what));
         let record = settled(&steps);
         assert_eq!(record.tier, "small", "{what}");
-        assert_eq!(record.escalations, escalations, "{what}");
+        assert_eq!(record.escalations, place.escalations, "{what}");
     }
 }
 
@@ -175,11 +172,6 @@ fn a_call_the_host_could_not_send_lets_the_held_answer_go_from_each_place() {
 #[test]
 fn reports_about_calls_the_machine_does_not_wait_for_change_nothing() {
     let config = default_config();
-    let failing_status: Row = (
-        Event::ResponseHeaders(503, "text/plain", true),
-        "dispatch tier_mid",
-        &[],
-    );
     let answered: Row = (
         Event::Answered(1, mid_answers()),
         "continue",
@@ -192,7 +184,7 @@ fn reports_about_calls_the_machine_does_not_wait_for_change_nothing() {
             vec![
                 ignored(Event::Dispatched(Some(3))),
                 ignored(Event::Answered(3, mid_answers())),
-                failing_status.clone(),
+                small_fails(true),
                 sent_to_mid(),
                 answered.clone(),
             ],
@@ -200,7 +192,7 @@ fn reports_about_calls_the_machine_does_not_wait_for_change_nothing() {
         (
             "a second report on the call sent",
             vec![
-                failing_status.clone(),
+                small_fails(true),
                 sent_to_mid(),
                 ignored(Event::Dispatched(Some(2))),
                 ignored(Event::Answered(2, mid_answers())),
@@ -210,7 +202,7 @@ fn reports_about_calls_the_machine_does_not_wait_for_change_nothing() {
         (
             "a stale token",
             vec![
-                failing_status.clone(),
+                small_fails(true),
                 sent_to_mid(),
                 ignored(Event::Answered(7, None)),
                 answered.clone(),
@@ -219,7 +211,7 @@ fn reports_about_calls_the_machine_does_not_wait_for_change_nothing() {
         (
             "the same answer twice",
             vec![
-                failing_status,
+                small_fails(true),
                 sent_to_mid(),
                 answered,
                 ignored(Event::Answered(1, mid_answers())),
@@ -255,11 +247,7 @@ fn a_refused_rewrite_records_no_model_until_an_escalation_writes_one() {
         (
             "mid answers the escalation",
             vec![
-                (
-                    Event::ResponseHeaders(503, "text/plain", true),
-                    "dispatch tier_mid",
-                    &[],
-                ),
+                small_fails(true),
                 sent_to_mid(),
                 (
                     Event::Answered(1, mid_answers()),

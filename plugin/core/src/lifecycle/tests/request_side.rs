@@ -41,7 +41,7 @@
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::{HeaderMap, Next};
-use super::script::{header_writes, routed, settled, Event, Row, Script};
+use super::script::{header_writes, routed, said, settled, Effects, Event, Row, Script};
 use super::*;
 use crate::{Applied, Mode};
 
@@ -59,6 +59,15 @@ fn untouched(outcome: &Outcome, client: &Client) {
         "the upstream gets the request headers exactly as sent"
     );
     assert_eq!(routed.body, client.body, "the body exactly as sent");
+}
+
+/// The machine neither rewrites the request nor has the route picked again (only header writes,
+/// which the exchange shows, could remain), with the random source giving `decision_id`.
+fn asks_nothing_of_the_request(config: &Rc<Config>, client: &Client, decision_id: Option<&str>) {
+    let mut script = Script::new(config, client);
+    script.held.decision_id = decision_id.map(str::to_string);
+    let step = script.play(&Event::Request);
+    assert_eq!(said(&step), ("continue".to_string(), vec![]));
 }
 
 #[test]
@@ -411,6 +420,7 @@ fn other_paths_and_methods_pass_untouched_and_leave_no_record() {
             "{what}"
         );
         untouched(&outcome, &client);
+        asks_nothing_of_the_request(&config, &client, Some(DECISION_ID));
         assert_eq!(
             outcome.response.headers,
             [("content-type".to_string(), JSON.to_string())],
@@ -458,6 +468,7 @@ fn shadow_mode_decides_and_records_but_changes_nothing_upstream() {
     let decision = client.goes_small(&config);
     let outcome = exchange(&config, &client, every_tier_answers());
     untouched(&outcome, &client);
+    asks_nothing_of_the_request(&config, &client, Some(DECISION_ID));
     assert_eq!(outcome.routed.as_ref().unwrap().cluster, "tier_mid");
     let response = &outcome.response;
     assert_eq!(response.header("x-triage-mode"), Some("shadow"));
@@ -518,6 +529,7 @@ fn a_canary_enforces_the_requests_its_ids_pick_and_shadows_the_rest() {
             }
             Applied::Shadow => {
                 untouched(&outcome, &client);
+                asks_nothing_of_the_request(&config, &client, Some(&id));
                 assert_eq!(record.tier, "mid");
                 assert_eq!(outcome.response.header("x-triage-mode"), Some("shadow"));
             }
@@ -628,14 +640,7 @@ fn a_caller_and_tenant_from_dynamic_metadata_override_and_are_recorded() {
             .collect(),
         ..HostSettings::default()
     };
-    let cases: [(
-        &str,
-        &Client,
-        HostSettings,
-        usize,
-        Option<&str>,
-        Option<&str>,
-    ); 3] = [
+    let cases = [
         (
             "verified",
             &client,
@@ -743,6 +748,7 @@ fn without_random_bytes_a_request_goes_on_without_a_decision_id() {
     let upstreams = by_tier([failing(500), Reply::Answer(from_upstream), failing(500)]);
     let outcome = exchange_with(&config, &client, upstreams, &settings);
     untouched(&outcome, &client);
+    asks_nothing_of_the_request(&config, &client, None);
     let response = &outcome.response;
     assert_eq!(response.header("x-triage-decision-id"), None);
     assert_eq!(response.header("x-triage-mode"), Some("shadow"));
@@ -790,6 +796,9 @@ fn the_decision_takes_clock_time_and_its_score_goes_on_the_headers() {
     );
 }
 
+/// How a stream ends: the script from the routed request on, then the status and usage recorded.
+type Ending = (&'static str, Vec<Row>, Option<u16>, Option<Usage>);
+
 /// The response ends in its headers, its last body chunk, its trailers, or not at all (the stream
 /// ends first): the record settles there, exactly once, with what was known by then.
 #[test]
@@ -797,7 +806,7 @@ fn the_record_settles_once_where_the_stream_ends() {
     let config = plain_config(json!({}));
     let answer = good_answer(CHAT, SMALL);
     let usage_at = String::from_utf8_lossy(&answer).rfind("\"usage\"").unwrap();
-    let cases: [(&str, Vec<Row>, Option<u16>, Option<Usage>); 4] = [
+    let cases: [Ending; 4] = [
         (
             "the headers end it",
             vec![
@@ -861,7 +870,7 @@ fn the_record_settles_once_where_the_stream_ends() {
 #[test]
 fn answered_before_the_decision_the_request_is_still_recorded() {
     let config = plain_config(json!({}));
-    let cases: [(&str, Event, &[&str], &str, Option<u16>); 3] = [
+    let cases: [(&str, Event, Effects, &str, Option<u16>); 3] = [
         (
             "Envoy's 413",
             Event::ResponseHeaders(413, "text/plain", true),

@@ -39,7 +39,10 @@ pub(super) enum Event {
 
 /// One row of a script: the event, what comes next (`continue`, `pause`, `dispatch <cluster>`),
 /// and the effects other than header writes, in order ([`said`]).
-pub(super) type Row = (Event, &'static str, &'static [&'static str]);
+pub(super) type Row = (Event, &'static str, Effects);
+
+/// Effects as [`said`] writes them.
+pub(super) type Effects = &'static [&'static str];
 
 /// The client's request, decided and routed: its body rewritten, the route picked again.
 pub(super) fn routed() -> Row {
@@ -47,6 +50,15 @@ pub(super) fn routed() -> Row {
         Event::Request,
         "continue",
         &["replace body", "clear route cache"],
+    )
+}
+
+/// small's failing status (503), ending its answer or not: the call to mid is asked for.
+pub(super) fn small_fails(end: bool) -> Row {
+    (
+        Event::ResponseHeaders(503, "text/plain", end),
+        "dispatch tier_mid",
+        &[],
     )
 }
 
