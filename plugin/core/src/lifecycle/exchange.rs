@@ -514,25 +514,16 @@ impl Reads for Host<'_> {
         match path {
             ["xds", "cluster_name"] => self.served_cluster.clone().map(String::into_bytes),
             ["response", "code_details"] => Some(self.code_details.clone().into_bytes()),
-            _ => self
-                .settings
-                .properties
-                .iter()
-                .find(|(have, _)| have.iter().map(String::as_str).eq(path.iter().copied()))
-                .map(|(_, value)| value.clone()),
+            _ => property(&self.settings.properties, path),
         }
     }
 
     fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        Some(self.request_buffer[..size.min(self.request_buffer.len())].to_vec())
+        Some(held_bytes(&self.request_buffer, 0, size))
     }
 
     fn response_body(&self, start: usize, size: usize) -> Vec<u8> {
-        let end = start.saturating_add(size).min(self.response_buffer.len());
-        self.response_buffer
-            .get(start..end)
-            .unwrap_or_default()
-            .to_vec()
+        held_bytes(&self.response_buffer, start, size)
     }
 
     fn call_answer(
@@ -540,18 +531,41 @@ impl Reads for Host<'_> {
         num_headers: usize,
         body_size: usize,
     ) -> (Vec<(String, String)>, Vec<u8>) {
-        let Some(answer) = self.call_answer.as_ref().filter(|_| num_headers > 0) else {
-            return (Vec::new(), Vec::new());
-        };
-        let mut headers = vec![(":status".to_string(), answer.status.to_string())];
-        headers.extend(answer.headers.iter().cloned());
-        let body = answer.body[..body_size.min(answer.body.len())].to_vec();
-        (headers, body)
+        call_answer(self.call_answer.as_ref(), num_headers, body_size)
     }
 
     fn new_decision_id(&self) -> Option<String> {
         self.settings.decision_id.clone()
     }
+}
+
+/// The value of the host attribute at `path` among `properties`.
+pub(crate) fn property(properties: &[(Vec<String>, Vec<u8>)], path: &[&str]) -> Option<Vec<u8>> {
+    properties
+        .iter()
+        .find(|(have, _)| have.iter().map(String::as_str).eq(path.iter().copied()))
+        .map(|(_, value)| value.clone())
+}
+
+/// `size` bytes of a buffer the host holds, from `start` (fewer at its end).
+pub(crate) fn held_bytes(buffer: &[u8], start: usize, size: usize) -> Vec<u8> {
+    let end = start.saturating_add(size).min(buffer.len());
+    buffer.get(start..end).unwrap_or_default().to_vec()
+}
+
+/// A call's answer as the host hands it over: `:status` and the headers, then `body_size` bytes
+/// of the body; nothing without headers (the call failed).
+pub(crate) fn call_answer(
+    answer: Option<&Answer>,
+    num_headers: usize,
+    body_size: usize,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let Some(answer) = answer.filter(|_| num_headers > 0) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut headers = vec![(":status".to_string(), answer.status.to_string())];
+    headers.extend(answer.headers.iter().cloned());
+    (headers, held_bytes(&answer.body, 0, body_size))
 }
 
 /// `body` cut as [`HostSettings::chunk_bytes`] says: `sizes` in turn, over again from the first.

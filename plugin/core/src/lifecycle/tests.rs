@@ -21,10 +21,10 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use super::exchange::{run, Answer, ClientRequest, HostSettings, Outcome, Reply, Sent};
-use super::{Call, Level, MemoryBreakers};
+use super::{Call, Level, MemoryBreakers, Next};
 use crate::{
-    decide, rewrite_model, ApiFormat, Config, Decision, Escalation, Identity, IdentitySource,
-    RequestHead, Usage,
+    decide, rewrite_model, ApiFormat, Config, Decision, DecisionRecord, Escalation, Identity,
+    IdentitySource, RequestHead, Usage,
 };
 
 const CHAT: ApiFormat = ApiFormat::OpenAiChat;
@@ -801,6 +801,44 @@ fn assert_answered_with(
         None => assert!(values(headers, "x-triage-score").is_empty()),
     }
     assert_eq!(single(headers, "x-triage-reason"), decision.reason_header());
+}
+
+/// Every callback let the stream go on at once.
+fn assert_flowing(nexts: &[Next], what: &str) {
+    assert!(
+        nexts.iter().all(|next| *next == Next::Continue),
+        "{what}: {nexts:?}"
+    );
+}
+
+/// Every callback held the stream but the last, which said `last` ([`script::next_said`]).
+fn assert_held_until_the_last(nexts: &[Next], last: &str, what: &str) {
+    let (end, held) = nexts.split_last().expect("a callback");
+    assert_eq!(script::next_said(end), last, "{what}: {nexts:?}");
+    assert!(
+        held.iter().all(|next| *next == Next::Pause),
+        "{what}: {nexts:?}"
+    );
+}
+
+/// The tier's answer went to the client as it came: never held, nothing called, no move recorded.
+fn assert_left_alone(outcome: &Outcome, status: u16, body: &[u8], what: &str) {
+    assert_flowing(&outcome.response_next, what);
+    assert_passed(outcome, status, body);
+    assert!(outcome.calls.is_empty(), "{what}: nothing called");
+    let record = outcome.record.as_ref().expect("a record");
+    assert!(record.escalations.is_empty(), "{what}");
+}
+
+/// The answers escalation dropped, as the filter bills them: to the tier that gave each.
+fn dropped_bills<'r>(
+    record: &'r DecisionRecord,
+    config: &'r Config,
+) -> Vec<(Option<&'r str>, Usage)> {
+    record
+        .dropped_answers(config)
+        .map(|dropped| (dropped.tier, dropped.usage))
+        .collect()
 }
 
 /// The client got the upstream's answer as it came: its status and body, no escalation stated.

@@ -15,7 +15,6 @@
 //!   included, is the same in every chunking; the usage is known wherever the answer states it)
 
 use super::super::exchange::chunks;
-use super::super::Next;
 use super::*;
 
 /// A body the mock upstream (envoy/mock-llm) sent, as the answer checks' tests keep it.
@@ -491,10 +490,9 @@ fn a_request_in_any_chunking_is_held_to_its_end_and_goes_on_as_one_piece() {
                 small_then(client.format, ok_json("{}")),
                 &chunked(&sizes),
             );
-            let (last, held) = chunked.request_next.split_last().unwrap();
-            assert_eq!(*last, Next::Continue, "{what}");
-            assert!(held.iter().all(|next| *next == Next::Pause), "{what}");
-            assert_eq!(held.len(), chunks(&client.body, &sizes).len(), "{what}");
+            assert_held_until_the_last(&chunked.request_next, "continue", &what);
+            let fed = chunks(&client.body, &sizes).len();
+            assert_eq!(chunked.request_next.len(), 1 + fed, "{what}");
             assert_same(&chunked, &whole, &what);
         }
     }

@@ -13,7 +13,6 @@
 //! - a_weak_answer_of_mid_is_served_when_no_escalation_is_left → same name
 
 use super::super::exchange::{chunks, Answer};
-use super::super::Next;
 use super::*;
 
 /// A weak answer the checks catch, with the request that makes it weak.
@@ -112,19 +111,10 @@ fn weak_answers_in_any_chunking_are_held_to_their_end_and_replaced_by_mids() {
                 small_then(client.format, ok_json(weak.answer.clone())),
                 &chunked(&sizes),
             );
-            // Every chunk was fed (the call came only at the last), and held.
-            let (last, held) = outcome.response_next.split_last().unwrap();
-            assert!(
-                matches!(last, Next::Dispatch(_)),
-                "{what}: judged only whole"
-            );
-            assert!(held.iter().all(|next| *next == Next::Pause), "{what}");
-            let chunks = chunks(&weak.answer, &sizes).len();
-            assert_eq!(
-                held.len(),
-                chunks,
-                "{what}: the headers and every chunk but the last"
-            );
+            // Held, and judged only whole: the call came at the last chunk, every chunk fed.
+            assert_held_until_the_last(&outcome.response_next, "dispatch tier_mid", &what);
+            let fed = chunks(&weak.answer, &sizes).len();
+            assert_eq!(outcome.response_next.len(), 1 + fed, "{what}");
             let routed = outcome.routed.as_ref().unwrap();
             assert_call_to(the_call(&outcome), client, routed, SMALL, MID);
             let mid = good_response(client.format, MID);
@@ -167,11 +157,7 @@ fn the_abandoned_answer_is_billed_to_its_tier() {
     );
     let record = outcome.record.unwrap();
     let (small, mid) = (TIERS[SMALL].usage, TIERS[MID].usage);
-    let dropped: Vec<(Option<&str>, Usage)> = record
-        .dropped_answers(&config)
-        .map(|dropped| (dropped.tier, dropped.usage))
-        .collect();
-    assert_eq!(dropped, [(Some("small"), small)]);
+    assert_eq!(dropped_bills(&record, &config), [(Some("small"), small)]);
     let dropped_cost = record
         .dropped_answers(&config)
         .next()
@@ -218,9 +204,7 @@ fn a_sound_answer_in_any_chunking_goes_out_unchanged_and_nothing_is_called() {
                 small_then(format, ok_json(body.clone())),
                 &chunked(&sizes),
             );
-            let (last, held) = outcome.response_next.split_last().unwrap();
-            assert_eq!(*last, Next::Continue, "{what}");
-            assert!(held.iter().all(|next| *next == Next::Pause), "{what}");
+            assert_held_until_the_last(&outcome.response_next, "continue", &what);
             assert_passed(&outcome, 200, &body);
             assert_eq!(outcome.response.header("x-triage-tier"), Some("small"));
             assert!(outcome.calls.is_empty(), "{what}: never a call");
@@ -267,16 +251,7 @@ fn without_answer_checks_a_2xx_answer_is_never_held() {
         small_then(CHAT, ok_json(weak.clone())),
         &chunked(&[5]),
     );
-    assert!(
-        outcome
-            .response_next
-            .iter()
-            .all(|next| *next == Next::Continue),
-        "{:?}",
-        outcome.response_next
-    );
-    assert_passed(&outcome, 200, &weak);
-    assert!(outcome.calls.is_empty());
+    assert_left_alone(&outcome, 200, &weak, "no checks");
 }
 
 #[test]

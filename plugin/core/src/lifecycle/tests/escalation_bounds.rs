@@ -22,7 +22,6 @@
 //! - a_client_gone_while_calling_cancels_the_call_and_still_records → same name (script)
 
 use super::super::exchange::{HostSettings, Reply};
-use super::super::Next;
 use super::script::{routed, sent_to_mid, settled, small_fails, Event, Row, Script};
 use super::*;
 
@@ -417,18 +416,7 @@ fn requests_triage_may_not_move_are_never_called_for() {
                 by_tier([answered.clone(), answered.clone(), answered]),
                 &chunked(&[2]),
             );
-            assert!(
-                outcome
-                    .response_next
-                    .iter()
-                    .all(|next| *next == Next::Continue),
-                "{what} {status}: {:?}",
-                outcome.response_next
-            );
-            assert_passed(&outcome, status, body);
-            assert!(outcome.calls.is_empty(), "{what}");
-            let record = outcome.record.as_ref().unwrap();
-            assert!(record.escalations.is_empty(), "{what}");
+            assert_left_alone(&outcome, status, body, &format!("{what} {status}"));
             assert_no_warnings(&outcome);
         }
     }

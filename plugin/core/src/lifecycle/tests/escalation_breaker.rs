@@ -26,7 +26,7 @@
 use std::cell::Cell;
 
 use super::super::exchange::{HostSettings, Reply};
-use super::super::{HeaderMap, Next, Step};
+use super::super::{HeaderMap, Step};
 use super::script::{header_writes, routed, sent_to_mid, settled, small_fails, Event, Row, Script};
 use super::*;
 use crate::BreakerState;

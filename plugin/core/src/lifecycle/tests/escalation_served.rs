@@ -53,8 +53,7 @@ fn an_escalated_answer_is_served_by_the_cluster_triage_called() {
         cost(MID, mid) + cost(SMALL, small),
         "the served answer and the dropped one",
     );
-    let dropped: Vec<Option<&str>> = record.dropped_answers(&config).map(|d| d.tier).collect();
-    assert_eq!(dropped, [Some("small")]);
+    assert_eq!(dropped_bills(&record, &config), [(Some("small"), small)]);
 }
 
 #[test]
@@ -80,11 +79,10 @@ fn a_dropped_answer_envoy_served_from_another_cluster_is_billed_to_that_tier() {
     );
     // What the filter counts: the dropped tokens and cost to frontier, none to small, the served
     // answer to mid.
-    let bills: Vec<(Option<&str>, Usage)> = record
-        .dropped_answers(&config)
-        .map(|answer| (answer.tier, answer.usage))
-        .collect();
-    assert_eq!(bills, [(Some("frontier"), dropped)]);
+    assert_eq!(
+        dropped_bills(&record, &config),
+        [(Some("frontier"), dropped)]
+    );
     assert_eq!(record.serving_tier(), Some("mid"));
     assert_close(
         record.served_answer_cost(&config),

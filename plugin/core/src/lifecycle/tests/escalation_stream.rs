@@ -13,7 +13,6 @@
 //! - an_event_stream_ending_with_its_headers_is_an_empty_stream → same name
 
 use super::super::exchange::{chunks, Answer, HostSettings};
-use super::super::Next;
 use super::*;
 use crate::{StreamVerdict, StreamWatch};
 
@@ -48,17 +47,6 @@ fn small_streams(client: &Client, body: &[u8], settings: &HostSettings) -> Outco
         Reply::Answer(stream_response(format, FRONTIER)),
     ]);
     exchange_with(&config, client, upstreams, settings)
-}
-
-/// The stream was held at every callback and moved at the last one.
-fn assert_moved_at_the_end(outcome: &Outcome) {
-    let (last, held) = outcome.response_next.split_last().unwrap();
-    assert!(
-        matches!(last, Next::Dispatch(_)),
-        "{:?}",
-        outcome.response_next
-    );
-    assert!(held.iter().all(|next| *next == Next::Pause), "{held:?}");
 }
 
 #[test]
@@ -110,9 +98,7 @@ fn a_stream_shorter_than_the_hold_is_judged_at_its_end_and_passes_when_sound() {
         &body,
         &chunked(&[10, 10, body.len()]),
     );
-    let (last, held) = outcome.response_next.split_last().unwrap();
-    assert_eq!(*last, Next::Continue);
-    assert!(held.iter().all(|next| *next == Next::Pause), "{held:?}");
+    assert_held_until_the_last(&outcome.response_next, "continue", "short");
     assert_passed(&outcome, 200, &body);
     assert!(outcome.calls.is_empty());
 }
@@ -139,7 +125,11 @@ fn an_empty_stream_moves_at_its_end_and_mids_stream_is_the_answer() {
             Reply::Answer(stream_response(CHAT, FRONTIER)),
         ]);
         let outcome = exchange_with(&config, &client, upstreams, &chunked(&sizes));
-        assert_moved_at_the_end(&outcome);
+        assert_held_until_the_last(
+            &outcome.response_next,
+            "dispatch tier_mid",
+            "moved at its end",
+        );
         let routed = outcome.routed.as_ref().unwrap();
         let call = the_call(&outcome);
         assert_call_to(call, &client, routed, SMALL, MID);
@@ -217,7 +207,11 @@ fn a_stream_cut_off_before_its_end_moves_at_its_end() {
         small_then(CHAT, reply(200, EVENT_STREAM, cut_off)),
         &chunked(&[20]),
     );
-    assert_moved_at_the_end(&outcome);
+    assert_held_until_the_last(
+        &outcome.response_next,
+        "dispatch tier_mid",
+        "moved at its end",
+    );
     assert_eq!(outcome.record.unwrap().escalations[0].cause, "stream_error");
 }
 

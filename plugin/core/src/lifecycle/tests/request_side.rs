@@ -40,7 +40,7 @@
 //! a_body_the_host_can_not_hand_over_fails_open (script), respelled_paths_go_on_as_the_endpoints.
 
 use super::super::exchange::{HostSettings, Reply};
-use super::super::{HeaderMap, Next};
+use super::super::HeaderMap;
 use super::script::{header_writes, routed, said, settled, Effects, Event, Row, Script};
 use super::*;
 use crate::{Applied, Mode};
@@ -201,10 +201,7 @@ fn a_body_over_the_cap_streams_through_from_the_chunk_that_crossed_it() {
     // The headers, 512 and 1024 bytes are held; at 1536 the machine gives up and lets it go.
     let (held, flowing) = outcome.request_next.split_at(3);
     assert_eq!(held, [Next::Pause, Next::Pause, Next::Pause]);
-    assert!(
-        flowing.iter().all(|next| *next == Next::Continue),
-        "{flowing:?}"
-    );
+    assert_flowing(flowing, "past the cap");
     assert_failed_open(&outcome, "body_too_large", &client.body);
 }
 
@@ -259,9 +256,7 @@ fn end_of_stream_in_trailers_decides_there() {
     };
     let decision = client.goes_small(&config);
     let outcome = exchange_with(&config, &client, every_tier_answers(), &chunked(&[30]));
-    let (decided, held) = outcome.request_next.split_last().unwrap();
-    assert_eq!(*decided, Next::Continue, "decided at the trailers");
-    assert!(held.iter().all(|next| *next == Next::Pause), "{held:?}");
+    assert_held_until_the_last(&outcome.request_next, "continue", "decided at the trailers");
     assert_routed(&outcome, &client, SMALL);
     assert_eq!(
         model_sent(&outcome.routed.unwrap().body),
@@ -404,21 +399,8 @@ fn other_paths_and_methods_pass_untouched_and_leave_no_record() {
             by_tier([ok_json(""), ok_json(weak.clone()), ok_json("")]),
             &chunked(&[10]),
         );
-        assert!(
-            outcome
-                .request_next
-                .iter()
-                .all(|next| *next == Next::Continue),
-            "{what}: passed on at once: {:?}",
-            outcome.request_next
-        );
-        assert!(
-            outcome
-                .response_next
-                .iter()
-                .all(|next| *next == Next::Continue),
-            "{what}"
-        );
+        assert_flowing(&outcome.request_next, &what);
+        assert_flowing(&outcome.response_next, &what);
         untouched(&outcome, &client);
         asks_nothing_of_the_request(&config, &client, Some(DECISION_ID));
         assert_eq!(

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use super::super::exchange::Answer;
+use super::super::exchange::{call_answer, held_bytes, property, Answer};
 use super::super::{Call, Effect, HeaderMap, Next, Reads, Step, Stream};
 use super::{header, Client, MemoryBreakers, DECISION_ID, MS};
 use crate::{Config, DecisionRecord};
@@ -98,23 +98,16 @@ impl Reads for Held {
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.properties
-            .iter()
-            .find(|(have, _)| have.iter().map(String::as_str).eq(path.iter().copied()))
-            .map(|(_, value)| value.clone())
+        property(&self.properties, path)
     }
 
     fn request_body(&self, size: usize) -> Option<Vec<u8>> {
         let body = self.request_body.as_ref()?;
-        Some(body[..size.min(body.len())].to_vec())
+        Some(held_bytes(body, 0, size))
     }
 
     fn response_body(&self, start: usize, size: usize) -> Vec<u8> {
-        let end = start.saturating_add(size).min(self.response_body.len());
-        self.response_body
-            .get(start..end)
-            .unwrap_or_default()
-            .to_vec()
+        held_bytes(&self.response_body, start, size)
     }
 
     fn call_answer(
@@ -122,15 +115,7 @@ impl Reads for Held {
         num_headers: usize,
         body_size: usize,
     ) -> (Vec<(String, String)>, Vec<u8>) {
-        let Some(answer) = self.call_answer.as_ref().filter(|_| num_headers > 0) else {
-            return (Vec::new(), Vec::new());
-        };
-        let mut headers = vec![(":status".to_string(), answer.status.to_string())];
-        headers.extend(answer.headers.iter().cloned());
-        (
-            headers,
-            answer.body[..body_size.min(answer.body.len())].to_vec(),
-        )
+        call_answer(self.call_answer.as_ref(), num_headers, body_size)
     }
 
     fn new_decision_id(&self) -> Option<String> {
@@ -258,13 +243,18 @@ impl Script {
     }
 }
 
-/// The step as text: what comes next, and each effect but header writes.
-pub(super) fn said(step: &Step) -> (String, Vec<String>) {
-    let next = match &step.next {
+/// What comes next, as text: `continue`, `pause`, `dispatch <cluster>`.
+pub(super) fn next_said(next: &Next) -> String {
+    match next {
         Next::Continue => "continue".to_string(),
         Next::Pause => "pause".to_string(),
         Next::Dispatch(call) => format!("dispatch {}", call.cluster),
-    };
+    }
+}
+
+/// The step as text: what comes next, and each effect but header writes.
+pub(super) fn said(step: &Step) -> (String, Vec<String>) {
+    let next = next_said(&step.next);
     let effects = step
         .effects
         .iter()
