@@ -17,14 +17,47 @@
 use super::super::exchange::chunks;
 use super::*;
 
-/// A body the mock upstream (envoy/mock-llm) sent, as the answer checks' tests keep it.
+/// A body the mock upstream (envoy/mock-llm) sent, as the answer checks' tests keep it
+/// (`<format>-<switch>.json` or `.sse`), what the request asks so that its check applies, and the
+/// cause when the answer is judged whole.
 macro_rules! mock {
-    (json $file:literal) => {
-        &include_bytes!(concat!("../escalation/answer/fixtures/", $file))[..]
+    (json $file:literal, $asks:ident, $cause:expr) => {
+        Mock {
+            file: $file,
+            body: include_bytes!(concat!("../escalation/answer/fixtures/", $file)),
+            asks: Asks::$asks,
+            cause: $cause,
+        }
     };
-    (sse $file:literal) => {
-        &include_bytes!(concat!("../escalation/stream_watch/fixtures/", $file))[..]
+    (sse $file:literal, $asks:ident, $cause:expr) => {
+        Mock {
+            file: $file,
+            body: include_bytes!(concat!("../escalation/stream_watch/fixtures/", $file)),
+            asks: Asks::$asks,
+            cause: $cause,
+        }
     };
+}
+
+struct Mock {
+    file: &'static str,
+    body: &'static [u8],
+    asks: Asks,
+    cause: Option<&'static str>,
+}
+
+impl Mock {
+    fn format(&self) -> ApiFormat {
+        match self.file.split('-').next() {
+            Some("chat") => CHAT,
+            Some("responses") => RESPONSES,
+            _ => MESSAGES,
+        }
+    }
+
+    fn streamed(&self) -> bool {
+        self.file.ends_with(".sse")
+    }
 }
 
 /// What the client's request asks of the answer, so that a check applies.
@@ -68,279 +101,53 @@ struct Case {
     name: String,
     client: Client,
     reply: Reply,
+    streamed: bool,
     cause: Option<&'static str>,
 }
 
-/// A mock answer: its format, whether it is streamed, what the request asks, the body, and the
-/// cause when it is judged whole.
-type MockAnswer = (ApiFormat, bool, Asks, &'static [u8], Option<&'static str>);
-
-/// The mock's answers in each format, JSON and streamed.
-fn mock_answers() -> Vec<MockAnswer> {
-    use Asks::{Json, Nothing, Tools};
-    vec![
-        (CHAT, false, Nothing, mock!(json "chat-healthy.json"), None),
-        (
-            CHAT,
-            false,
-            Nothing,
-            mock!(json "chat-empty.json"),
-            Some("empty"),
-        ),
-        (
-            CHAT,
-            false,
-            Nothing,
-            mock!(json "chat-truncate.json"),
-            Some("truncated"),
-        ),
-        (
-            CHAT,
-            false,
-            Nothing,
-            mock!(json "chat-refusal.json"),
-            Some("refusal"),
-        ),
-        (
-            CHAT,
-            false,
-            Json,
-            mock!(json "chat-badjson.json"),
-            Some("invalid_json"),
-        ),
-        (
-            CHAT,
-            false,
-            Tools,
-            mock!(json "chat-badtool.json"),
-            Some("invalid_tool_args"),
-        ),
-        (CHAT, false, Nothing, mock!(json "chat-logprobs.json"), None),
-        (
-            CHAT,
-            false,
-            Nothing,
-            mock!(json "chat-logprobs-2.json"),
-            Some("low_logprob"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-healthy.json"),
-            None,
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-empty.json"),
-            Some("empty"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-truncate.json"),
-            Some("truncated"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-refusal.json"),
-            Some("refusal"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Json,
-            mock!(json "responses-badjson.json"),
-            Some("invalid_json"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Tools,
-            mock!(json "responses-badtool.json"),
-            Some("invalid_tool_args"),
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-logprobs.json"),
-            None,
-        ),
-        (
-            RESPONSES,
-            false,
-            Nothing,
-            mock!(json "responses-logprobs-2.json"),
-            Some("low_logprob"),
-        ),
-        (
-            MESSAGES,
-            false,
-            Nothing,
-            mock!(json "anthropic-healthy.json"),
-            None,
-        ),
-        (
-            MESSAGES,
-            false,
-            Nothing,
-            mock!(json "anthropic-empty.json"),
-            Some("empty"),
-        ),
-        (
-            MESSAGES,
-            false,
-            Nothing,
-            mock!(json "anthropic-truncate.json"),
-            Some("truncated"),
-        ),
-        (
-            MESSAGES,
-            false,
-            Nothing,
-            mock!(json "anthropic-refusal.json"),
-            Some("refusal"),
-        ),
-        (
-            MESSAGES,
-            false,
-            Json,
-            mock!(json "anthropic-badjson.json"),
-            Some("invalid_json"),
-        ),
-        (
-            MESSAGES,
-            false,
-            Tools,
-            mock!(json "anthropic-badtool.json"),
-            Some("invalid_tool_args"),
-        ),
-        (CHAT, true, Nothing, mock!(sse "chat-healthy.sse"), None),
-        (
-            CHAT,
-            true,
-            Nothing,
-            mock!(sse "chat-empty.sse"),
-            Some("empty"),
-        ),
-        (
-            CHAT,
-            true,
-            Nothing,
-            mock!(sse "chat-truncate.sse"),
-            Some("truncated"),
-        ),
-        (
-            CHAT,
-            true,
-            Nothing,
-            mock!(sse "chat-refusal.sse"),
-            Some("refusal"),
-        ),
-        (
-            CHAT,
-            true,
-            Json,
-            mock!(sse "chat-badjson.sse"),
-            Some("invalid_json"),
-        ),
-        (
-            CHAT,
-            true,
-            Tools,
-            mock!(sse "chat-badtool.sse"),
-            Some("invalid_tool_args"),
-        ),
-        (
-            CHAT,
-            true,
-            Nothing,
-            mock!(sse "chat-logprobs-2.sse"),
-            Some("low_logprob"),
-        ),
-        (
-            RESPONSES,
-            true,
-            Nothing,
-            mock!(sse "responses-healthy.sse"),
-            None,
-        ),
-        (
-            RESPONSES,
-            true,
-            Nothing,
-            mock!(sse "responses-empty.sse"),
-            Some("empty"),
-        ),
-        (
-            RESPONSES,
-            true,
-            Nothing,
-            mock!(sse "responses-truncate.sse"),
-            Some("truncated"),
-        ),
-        (
-            RESPONSES,
-            true,
-            Nothing,
-            mock!(sse "responses-refusal.sse"),
-            Some("refusal"),
-        ),
-        (
-            RESPONSES,
-            true,
-            Tools,
-            mock!(sse "responses-badtool.sse"),
-            Some("invalid_tool_args"),
-        ),
-        (
-            RESPONSES,
-            true,
-            Nothing,
-            mock!(sse "responses-logprobs-2.sse"),
-            Some("low_logprob"),
-        ),
-        (
-            MESSAGES,
-            true,
-            Nothing,
-            mock!(sse "anthropic-healthy.sse"),
-            None,
-        ),
-        (
-            MESSAGES,
-            true,
-            Nothing,
-            mock!(sse "anthropic-empty.sse"),
-            Some("empty"),
-        ),
-        (
-            MESSAGES,
-            true,
-            Nothing,
-            mock!(sse "anthropic-truncate.sse"),
-            Some("truncated"),
-        ),
-        (
-            MESSAGES,
-            true,
-            Nothing,
-            mock!(sse "anthropic-refusal.sse"),
-            Some("refusal"),
-        ),
-        (
-            MESSAGES,
-            true,
-            Tools,
-            mock!(sse "anthropic-badtool.sse"),
-            Some("invalid_tool_args"),
-        ),
+/// The mock's answers in each format, JSON and streamed, sound and weak of each kind.
+fn mock_answers() -> [Mock; 40] {
+    [
+        mock!(json "chat-healthy.json", Nothing, None),
+        mock!(json "chat-empty.json", Nothing, Some("empty")),
+        mock!(json "chat-truncate.json", Nothing, Some("truncated")),
+        mock!(json "chat-refusal.json", Nothing, Some("refusal")),
+        mock!(json "chat-badjson.json", Json, Some("invalid_json")),
+        mock!(json "chat-badtool.json", Tools, Some("invalid_tool_args")),
+        mock!(json "chat-logprobs.json", Nothing, None),
+        mock!(json "chat-logprobs-2.json", Nothing, Some("low_logprob")),
+        mock!(json "responses-healthy.json", Nothing, None),
+        mock!(json "responses-empty.json", Nothing, Some("empty")),
+        mock!(json "responses-truncate.json", Nothing, Some("truncated")),
+        mock!(json "responses-refusal.json", Nothing, Some("refusal")),
+        mock!(json "responses-badjson.json", Json, Some("invalid_json")),
+        mock!(json "responses-badtool.json", Tools, Some("invalid_tool_args")),
+        mock!(json "responses-logprobs.json", Nothing, None),
+        mock!(json "responses-logprobs-2.json", Nothing, Some("low_logprob")),
+        mock!(json "anthropic-healthy.json", Nothing, None),
+        mock!(json "anthropic-empty.json", Nothing, Some("empty")),
+        mock!(json "anthropic-truncate.json", Nothing, Some("truncated")),
+        mock!(json "anthropic-refusal.json", Nothing, Some("refusal")),
+        mock!(json "anthropic-badjson.json", Json, Some("invalid_json")),
+        mock!(json "anthropic-badtool.json", Tools, Some("invalid_tool_args")),
+        mock!(sse "chat-healthy.sse", Nothing, None),
+        mock!(sse "chat-empty.sse", Nothing, Some("empty")),
+        mock!(sse "chat-truncate.sse", Nothing, Some("truncated")),
+        mock!(sse "chat-refusal.sse", Nothing, Some("refusal")),
+        mock!(sse "chat-badjson.sse", Json, Some("invalid_json")),
+        mock!(sse "chat-badtool.sse", Tools, Some("invalid_tool_args")),
+        mock!(sse "chat-logprobs-2.sse", Nothing, Some("low_logprob")),
+        mock!(sse "responses-healthy.sse", Nothing, None),
+        mock!(sse "responses-empty.sse", Nothing, Some("empty")),
+        mock!(sse "responses-truncate.sse", Nothing, Some("truncated")),
+        mock!(sse "responses-refusal.sse", Nothing, Some("refusal")),
+        mock!(sse "responses-badtool.sse", Tools, Some("invalid_tool_args")),
+        mock!(sse "responses-logprobs-2.sse", Nothing, Some("low_logprob")),
+        mock!(sse "anthropic-healthy.sse", Nothing, None),
+        mock!(sse "anthropic-empty.sse", Nothing, Some("empty")),
+        mock!(sse "anthropic-truncate.sse", Nothing, Some("truncated")),
+        mock!(sse "anthropic-refusal.sse", Nothing, Some("refusal")),
+        mock!(sse "anthropic-badtool.sse", Tools, Some("invalid_tool_args")),
     ]
 }
 
@@ -348,14 +155,15 @@ fn mock_answers() -> Vec<MockAnswer> {
 fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = mock_answers()
         .into_iter()
-        .map(|(format, stream, asks, body, cause)| Case {
-            name: format!(
-                "{format:?} {asks:?} {}",
-                String::from_utf8_lossy(&body[..40])
-            ),
-            client: asking(format, stream, asks),
-            reply: reply(200, if stream { EVENT_STREAM } else { JSON }, body),
-            cause,
+        .map(|mock| {
+            let content_type = if mock.streamed() { EVENT_STREAM } else { JSON };
+            Case {
+                name: format!("{} asking {:?}", mock.file, mock.asks),
+                client: asking(mock.format(), mock.streamed(), mock.asks),
+                reply: reply(200, content_type, mock.body),
+                streamed: mock.streamed(),
+                cause: mock.cause,
+            }
         })
         .collect();
     for format in ApiFormat::ALL {
@@ -371,6 +179,7 @@ fn cases() -> Vec<Case> {
                 name: format!("{format:?} {cause}"),
                 client: Client::simple(format),
                 reply,
+                streamed: false,
                 cause: Some(cause),
             });
         }
@@ -416,13 +225,11 @@ fn any_chunking_of_the_same_bytes_gives_the_same_exchange() {
     for hold_bytes in [1 << 20, HOLD_BYTES] {
         let config = checking(hold_bytes);
         for case in cases() {
-            let streamed = matches!(&case.reply, Reply::Answer(answer)
-                if answer.header("content-type") == Some(EVENT_STREAM));
-            if hold_bytes == HOLD_BYTES && !streamed {
+            if hold_bytes == HOLD_BYTES && !case.streamed {
                 continue;
             }
             let format = case.client.format;
-            let mid = if streamed {
+            let mid = if case.streamed {
                 stream_response(format, MID)
             } else {
                 good_response(format, MID)
@@ -435,7 +242,8 @@ fn any_chunking_of_the_same_bytes_gives_the_same_exchange() {
                 ])
             };
             let whole = exchange(&config, &case.client, upstreams());
-            let escalated = whole.record.as_ref().unwrap().escalations.first();
+            let record = whole.record.as_ref().unwrap();
+            let escalated = record.escalations.first();
             if hold_bytes != HOLD_BYTES {
                 assert_eq!(
                     escalated.map(|step| step.cause.as_str()),
@@ -444,10 +252,19 @@ fn any_chunking_of_the_same_bytes_gives_the_same_exchange() {
                     case.name
                 );
             }
-            let len = match &case.reply {
-                Reply::Answer(answer) => answer.body.len(),
-                _ => case.client.body.len(),
+            let small_body = match &case.reply {
+                Reply::Answer(answer) => &answer.body[..],
+                _ => &[],
             };
+            // The usage is read wherever the answer served states it (mid's always does).
+            let states_usage = |body: &[u8]| body.windows(7).any(|bytes| bytes == b"\"usage\"");
+            assert_eq!(
+                record.usage.is_some(),
+                escalated.is_some() || states_usage(small_body),
+                "{}: usage",
+                case.name
+            );
+            let len = small_body.len().max(case.client.body.len());
             for sizes in every_chunking(len, &mut rng, 8) {
                 let what = format!("{} (hold {hold_bytes}) in {sizes:?}", case.name);
                 let chunked = exchange_with(&config, &case.client, upstreams(), &chunked(&sizes));
