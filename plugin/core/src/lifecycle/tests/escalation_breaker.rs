@@ -27,7 +27,7 @@ use std::cell::Cell;
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::{HeaderMap, Step};
-use super::script::{header_writes, routed, sent_to_mid, settled, small_fails, Event, Row, Script};
+use super::script::{assert_writes, routed, sent_to_mid, settled, small_fails, Event, Row, Script};
 use super::*;
 use crate::BreakerState;
 
@@ -245,11 +245,8 @@ fn a_trial_whose_outcome_is_lost_holds_the_tier_closed_to_others_for_a_cooldown(
 
 /// The routing header a request step wrote.
 fn assert_routed_by(step: &Step, tier: &str) {
-    let writes = header_writes(step, HeaderMap::Request);
-    assert!(
-        writes.contains(&("x-triage-route".to_string(), Some(tier.to_string()))),
-        "{writes:?}"
-    );
+    let route = [("x-triage-route", Some(tier))];
+    assert_writes(step, HeaderMap::Request, &route, "routed");
 }
 
 #[test]

@@ -41,7 +41,7 @@
 
 use super::super::exchange::{HostSettings, Reply};
 use super::super::HeaderMap;
-use super::script::{header_writes, routed, said, settled, Effects, Event, Row, Script};
+use super::script::{assert_writes, routed, said, settled, Effects, Event, Row, Script};
 use super::*;
 use crate::{Applied, Mode};
 
@@ -180,12 +180,16 @@ fn an_empty_body_ending_in_a_data_frame_fails_open() {
         ),
     ];
     let steps = script.play_rows(&rows, "an empty data frame");
-    let writes = header_writes(&steps[1], HeaderMap::Request);
-    assert!(writes.contains(&("x-triage-route".into(), Some("mid".into()))));
-    assert!(writes.contains(&(
-        "x-triage-reason".into(),
-        Some("fail_open: empty_body".into())
-    )));
+    let writes = [
+        ("x-triage-route", Some("mid")),
+        ("x-triage-reason", Some("fail_open: empty_body")),
+    ];
+    assert_writes(
+        &steps[1],
+        HeaderMap::Request,
+        &writes,
+        "an empty data frame",
+    );
 }
 
 fn long_chat() -> Client {
@@ -892,19 +896,14 @@ fn answered_before_the_decision_the_request_is_still_recorded() {
         assert_eq!(record.status, status, "{what}");
         if status.is_some() {
             let reason = format!("fail_open: {cause}");
-            let writes = header_writes(&steps[2], HeaderMap::Response);
-            for (name, value) in [
+            let writes = [
                 ("x-triage-tier", None),
                 ("x-triage-score", None),
                 ("x-triage-mode", None),
-                ("x-triage-reason", Some(reason)),
-                ("x-triage-decision-id", Some(DECISION_ID.to_string())),
-            ] {
-                assert!(
-                    writes.contains(&(name.to_string(), value.clone())),
-                    "{what}: {name} {value:?} in {writes:?}"
-                );
-            }
+                ("x-triage-reason", Some(reason.as_str())),
+                ("x-triage-decision-id", Some(DECISION_ID)),
+            ];
+            assert_writes(&steps[2], HeaderMap::Response, &writes, what);
         }
     }
 }
@@ -927,8 +926,8 @@ fn a_body_the_host_can_not_hand_over_fails_open() {
         (Event::Log, "continue", &["settle"]),
     ];
     let steps = script.play_rows(&rows, "no body");
-    let writes = header_writes(&steps[1], HeaderMap::Request);
-    assert!(writes.contains(&("x-triage-route".into(), Some("mid".into()))));
+    let route = [("x-triage-route", Some("mid"))];
+    assert_writes(&steps[1], HeaderMap::Request, &route, "no body");
     assert_eq!(
         settled(&steps).fail_open.as_deref(),
         Some("body_unavailable")

@@ -273,20 +273,29 @@ pub(super) fn said(step: &Step) -> (String, Vec<String>) {
     (next, effects)
 }
 
-/// The header writes of the step on `map`: (name, Some(value)) set, (name, None) removed.
-pub(super) fn header_writes(step: &Step, map: HeaderMap) -> Vec<(String, Option<String>)> {
-    step.effects
+/// The step wrote each of `writes` on `map`: a value set, or (None) the header removed.
+pub(super) fn assert_writes(
+    step: &Step,
+    map: HeaderMap,
+    writes: &[(&str, Option<&str>)],
+    what: &str,
+) {
+    let wrote: Vec<(&str, Option<&str>)> = step
+        .effects
         .iter()
         .filter_map(|effect| match effect {
             Effect::SetHeader {
                 map: on,
                 name,
                 value,
-            } if *on == map => Some((name.clone(), Some(value.clone()))),
-            Effect::RemoveHeader { map: on, name } if *on == map => Some((name.clone(), None)),
+            } if *on == map => Some((name.as_str(), Some(value.as_str()))),
+            Effect::RemoveHeader { map: on, name } if *on == map => Some((name.as_str(), None)),
             _ => None,
         })
-        .collect()
+        .collect();
+    for write in writes {
+        assert!(wrote.contains(write), "{what}: {write:?} in {wrote:?}");
+    }
 }
 
 /// The record the steps settled, exactly once.
