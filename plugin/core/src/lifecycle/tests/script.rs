@@ -8,9 +8,9 @@
 
 use std::rc::Rc;
 
-use super::super::exchange::{call_answer, held_bytes, property, Answer};
+use super::super::exchange::{call_answer, held_bytes, property, Answer, HostSettings};
 use super::super::{Call, Effect, HeaderMap, Next, Reads, Step, Stream};
-use super::{header, Client, MemoryBreakers, DECISION_ID, MS};
+use super::{header, Client, MemoryBreakers, DECISION_ID};
 use crate::{Config, DecisionRecord};
 
 /// One thing that happens to the stream.
@@ -142,7 +142,7 @@ impl Script {
         Script {
             machine: Stream::new(Rc::clone(config), Rc::clone(breakers) as _),
             held: Held {
-                now_nanos: 1_800_000_000_000 * MS,
+                now_nanos: HostSettings::default().start_nanos,
                 request_headers: request.headers,
                 request_body: Some(Vec::new()),
                 response_headers: Vec::new(),
@@ -157,17 +157,16 @@ impl Script {
 
     /// Feeds `event` as the host would, and returns the machine's step.
     pub fn play(&mut self, event: &Event) -> Step {
-        if let Event::Request = event {
-            let mut step = self.play(&Event::RequestHeaders { end: false });
-            let rest = self.play(&Event::RequestBody(self.client_body.clone(), true));
-            step.effects.extend(rest.effects);
-            step.next = rest.next;
-            return step;
-        }
-        let held = &mut self.held;
-        let machine = &mut self.machine;
+        let (machine, held) = (&mut self.machine, &mut self.held);
         let step = match event {
-            Event::Request => unreachable!("played above"),
+            Event::Request => {
+                let mut step = self.play(&Event::RequestHeaders { end: false });
+                let body = Event::RequestBody(self.client_body.clone(), true);
+                let rest = self.play(&body);
+                step.effects.extend(rest.effects);
+                step.next = rest.next;
+                return step;
+            }
             Event::RequestHeaders { end } => machine.request_headers(held, *end),
             Event::RequestBody(chunk, end) => {
                 let size = match held.request_body.as_mut() {
