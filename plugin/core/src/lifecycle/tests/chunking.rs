@@ -10,9 +10,11 @@
 //!   → a_request_in_any_chunking_is_held_to_its_end_and_goes_on_as_one_piece
 //! - chunking.rs random_chunkings_match_one_piece → the same test's random cuts
 //! - observe.rs json_usage_of_each_api_is_priced_and_counted_in_any_chunking,
-//!   sse_usage_of_each_api_is_read_with_events_split_at_every_byte
+//!   sse_usage_of_each_api_is_read_with_events_split_at_every_byte,
+//!   a_stream_without_usage_counts_unknown_never_zero
 //!   → any_chunking_of_the_same_bytes_gives_the_same_exchange (the record, usage and costs
-//!   included, is the same in every chunking; the usage is known wherever the answer states it)
+//!   included, is the same in every chunking; the usage is known wherever the answer states it,
+//!   and null where it does not, as in the mock's chat stream)
 
 use super::super::exchange::chunks;
 use super::*;

@@ -35,6 +35,12 @@
 //!   the_response_ends_in_headers_or_trailers_and_settles_there
 //!   → the_record_settles_once_where_the_stream_ends (script)
 //!
+//! - observe/served.rs a_request_served_from_its_tiers_cluster_names_it_and_is_no_mismatch,
+//!   a_request_served_from_another_tiers_cluster_is_billed_there_and_counted,
+//!   a_request_served_from_a_cluster_no_tier_names_bills_no_tier,
+//!   a_shadowed_request_is_compared_with_the_default_tiers_cluster
+//!   → the_cluster_envoy_served_from_is_billed (the counters are the filter's sums of the record)
+//!
 //! Without a host twin: a_body_over_the_cap_gets_413_when_the_config_rejects_it,
 //! answered_before_the_decision_the_request_is_still_recorded (script),
 //! a_body_the_host_can_not_hand_over_fails_open (script), respelled_paths_go_on_as_the_endpoints.
@@ -746,6 +752,71 @@ fn without_random_bytes_a_request_goes_on_without_a_decision_id() {
     // With an id, a 100% canary enforces.
     let outcome = exchange(&config, &client, every_tier_answers());
     assert_eq!(outcome.record.unwrap().mode, Applied::Enforce);
+}
+
+/// The record bills the tier whose cluster Envoy's route table served the routed request from,
+/// whatever triage routed it to (shadowed: the default tier's route), and states a mismatch; a
+/// cluster no tier names is no tier's, and its costs are unknown.
+#[test]
+fn the_cluster_envoy_served_from_is_billed() {
+    use crate::MismatchCause::{RouteTable, UnknownCluster};
+    let client = Client::simple(CHAT);
+    // (mode, the cluster served, the tier billed, the mismatch: the routed tier, the served one)
+    let cases = [
+        ("enforce", "tier_small", Some(SMALL), None),
+        (
+            "enforce",
+            "tier_frontier",
+            Some(FRONTIER),
+            Some(("small", Some("frontier"), RouteTable)),
+        ),
+        (
+            "enforce",
+            "catch_all",
+            None,
+            Some(("small", None, UnknownCluster)),
+        ),
+        ("shadow", "tier_mid", Some(MID), None),
+        (
+            "shadow",
+            "tier_frontier",
+            Some(FRONTIER),
+            Some(("mid", Some("frontier"), RouteTable)),
+        ),
+    ];
+    let usage = TIERS[SMALL].usage;
+    for (mode, cluster, billed, mismatch) in cases {
+        let what = format!("{mode} served by {cluster}");
+        let config = plain_config(json!({ "mode": mode }));
+        client.goes_small(&config);
+        let settings = HostSettings {
+            route_to: Some(cluster.to_string()),
+            ..HostSettings::default()
+        };
+        let answers = |_: &Sent| Reply::Answer(good_response(CHAT, SMALL));
+        let outcome = exchange_with(&config, &client, answers, &settings);
+        let record = outcome.record.unwrap();
+        assert_eq!(record.served_cluster.as_deref(), Some(cluster), "{what}");
+        assert_eq!(record.decided_tier, "small", "{what}");
+        let routed = if mode == "shadow" { "mid" } else { "small" };
+        assert_eq!(
+            record.tier,
+            billed.map_or(routed, |tier| TIERS[tier].name),
+            "{what}"
+        );
+        let stated = record.mismatch.as_ref().map(|mismatch| {
+            (
+                mismatch.routed.as_str(),
+                mismatch.served.as_deref(),
+                mismatch.cause,
+            )
+        });
+        assert_eq!(stated, mismatch, "{what}");
+        match billed {
+            Some(tier) => assert_close(record.cost_micro_usd, cost(tier, usage), &what),
+            None => assert_eq!(record.cost_micro_usd, None, "{what}: never a guess"),
+        }
+    }
 }
 
 /// A clock that moves on 1 µs per read: the decision takes measurable time. The score on the
