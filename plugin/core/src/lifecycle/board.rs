@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use super::BreakerBoard;
-use crate::{Breaker, Config};
+use crate::{Breaker, BreakerState, Config};
 
 pub struct MemoryBreakers {
     /// One per tier, cheapest first; empty when the config does not escalate (every tier allowed).
@@ -20,6 +20,11 @@ impl MemoryBreakers {
         MemoryBreakers {
             tiers: RefCell::new(tiers),
         }
+    }
+
+    /// The state of `tier`'s breaker (what the filter publishes as its gauge); None without one.
+    pub fn state(&self, tier: usize) -> Option<BreakerState> {
+        self.tiers.borrow().get(tier).map(Breaker::state)
     }
 }
 
