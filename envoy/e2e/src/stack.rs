@@ -35,6 +35,9 @@ pub struct StackOptions {
     /// The plugin config Envoy's routes, clusters and buffer limits are made from, when it is not
     /// the filter's own: a gateway whose config disagrees with the filter's.
     pub gateway_config: Option<String>,
+    /// Whether the mock tiers keep every request they receive ([`Stack::received`]) or only count
+    /// them ([`MockServer::received_count`]), for runs long enough to pile bodies up in memory.
+    pub keep_upstream_requests: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,7 @@ impl StackOptions {
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
             gateway_config: None,
+            keep_upstream_requests: true,
         }
     }
 
@@ -76,6 +80,7 @@ impl StackOptions {
             filter_build: FilterBuild::Shipped,
             config_edits: Vec::new(),
             gateway_config: None,
+            keep_upstream_requests: true,
         }
     }
 
@@ -87,6 +92,12 @@ impl StackOptions {
     /// Envoy's routes, clusters and limits made from `config` rather than the filter's plugin config.
     pub fn with_gateway_config(mut self, config: &Value) -> StackOptions {
         self.gateway_config = Some(config.to_string());
+        self
+    }
+
+    /// The mock tiers count requests instead of keeping them (see `keep_upstream_requests`).
+    pub fn counting_upstream_requests(mut self) -> StackOptions {
+        self.keep_upstream_requests = false;
         self
     }
 
@@ -133,8 +144,12 @@ impl Stack {
         let mocks: Vec<MockServer> = tier_names(options.gateway_config())
             .iter()
             .map(|tier| {
-                MockServer::start(tier, "127.0.0.1:0")
-                    .unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
+                let started = if options.keep_upstream_requests {
+                    MockServer::start(tier, "127.0.0.1:0")
+                } else {
+                    MockServer::start_counting(tier, "127.0.0.1:0")
+                };
+                started.unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
             })
             .collect();
         let upstreams: Vec<(String, SocketAddr)> = mocks
@@ -175,6 +190,11 @@ impl Stack {
 
     pub fn admin(&self) -> SocketAddr {
         loopback(self.ports.admin)
+    }
+
+    /// The Envoy process's id, e.g. to read its memory from `/proc`.
+    pub fn envoy_pid(&self) -> u32 {
+        self.envoy.id()
     }
 
     /// A new client connection to the listener.
