@@ -13,6 +13,7 @@ pub mod paths;
 pub mod plugin_config;
 pub mod prometheus;
 pub mod render;
+pub mod soak;
 pub mod stack;
 
 pub use http::{Body, Connection, Request, Response};
