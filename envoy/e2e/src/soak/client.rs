@@ -29,8 +29,6 @@ pub struct Sent {
     pub decision_id: Option<String>,
     /// The status of the response head, when one arrived.
     pub head_status: Option<u16>,
-    /// `x-mock-tier`: the tier whose mock answered, when one did.
-    pub served_by: Option<String>,
     pub latency: Duration,
 }
 
@@ -93,7 +91,6 @@ pub fn run(traffic: &Traffic, index: usize, seed: u64) -> Vec<Sent> {
             outcome,
             decision_id: head.and_then(|head| head.header(DECISION_ID).map(str::to_owned)),
             head_status: head.map(|head| head.status),
-            served_by: head.and_then(|head| head.header("x-mock-tier").map(str::to_owned)),
             latency: began.elapsed(),
         });
     }
