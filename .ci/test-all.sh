@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test triage has: formatting, lints, the core's unit tests, the CLI, the learning code, the mock
-# upstream, the wasmtime host suite on the shipped triage.wasm and the real-Envoy suite. Does its own
+# upstream, the wasmtime host suite on the shipped triage.wasm and the real-Envoy suite (with
+# a one-minute soak, envoy/e2e/tests/soak.rs: the ten-minute one is `bash envoy/soak.sh`). Does its own
 # set-up (wasm target, Envoy in .venv, the plugin builds) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -43,22 +43,36 @@ pub fn routed(stack: &Stack, response: &Response, tier: &str, upstream_body: &st
 /// no reload counted (`wasm.triage.vm_reload` itself never moves in Envoy 1.40, tests/vm_failure.rs;
 /// these do).
 pub fn assert_vm_never_failed(stack: &Stack) {
-    let log = stack.log();
+    let failures = vm_failures(stack);
     assert!(
-        !log.contains("panicked") && !log.contains("Uncaught"),
-        "the VM failed:\n{log}"
+        failures.is_empty(),
+        "the VM failed: {}",
+        failures.join("; ")
     );
+}
+
+/// What says the wasm VM failed during the stack's life (see [`assert_vm_never_failed`]), for
+/// callers that report rather than panic.
+pub fn vm_failures(stack: &Stack) -> Vec<String> {
+    let mut failures = Vec::new();
+    let log = stack.log();
+    if let Some(line) = log
+        .lines()
+        .find(|line| line.contains("panicked") || line.contains("Uncaught"))
+    {
+        failures.push(format!("Envoy's log: {line}"));
+    }
     for stat in [
         "vm_reload_backoff",
         "vm_reload_success",
         "vm_reload_failure",
     ] {
-        assert_eq!(
-            stack.stat(&format!("wasm.triage.{stat}")),
-            Some(0),
-            "{stat}"
-        );
+        let value = stack.stat(&format!("wasm.triage.{stat}"));
+        if value != Some(0) {
+            failures.push(format!("wasm.triage.{stat} is {value:?}, not 0"));
+        }
     }
+    failures
 }
 
 /// The upstream body is exactly `expected`, and its framing says so.

@@ -1,7 +1,7 @@
 //! A small HTTP/1.1 client over `std::net::TcpStream` that sends exactly the framing a test asks for
 //! (content-length or chunked with pauses between chunks) and keeps one connection for many requests.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -174,6 +174,16 @@ impl Connection {
     /// complete (413) is seen rather than blocking the write. A write error is reported only when no
     /// response arrived.
     pub fn send(&mut self, request: &Request) -> io::Result<Response> {
+        match self.exchange(request) {
+            Exchange::Complete(response) => Ok(response),
+            Exchange::BrokenBody { error, .. } | Exchange::NoResponse(error) => Err(error),
+        }
+    }
+
+    /// Like [`Connection::send`], but a response whose body broke off keeps its head and the bytes
+    /// that came: a client that must tell which request a broken answer belonged to reads its
+    /// headers. After anything but [`Exchange::Complete`] the connection is unusable.
+    pub fn exchange(&mut self, request: &Request) -> Exchange {
         let stream = &self.stream;
         let reader = &mut self.reader;
         let head_only = request.method.eq_ignore_ascii_case("HEAD");
@@ -184,14 +194,47 @@ impl Connection {
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the request writer thread panicked")));
             match (response, written) {
-                (Ok(response), _) => Ok(response),
-                (Err(read), Ok(())) => Err(read),
-                (Err(read), Err(write)) => Err(io::Error::new(
-                    read.kind(),
-                    format!("{read} (and writing the request failed: {write})"),
-                )),
+                (Ok(response), _) => Exchange::Complete(response),
+                (Err(ReadError::BrokenBody { partial, error }), _) => {
+                    Exchange::BrokenBody { partial, error }
+                }
+                (Err(ReadError::NoResponse(read)), Ok(())) => Exchange::NoResponse(read),
+                (Err(ReadError::NoResponse(read)), Err(write)) => {
+                    Exchange::NoResponse(io::Error::new(
+                        read.kind(),
+                        format!("{read} (and writing the request failed: {write})"),
+                    ))
+                }
             }
         })
+    }
+}
+
+/// What came back for one request.
+#[derive(Debug)]
+pub enum Exchange {
+    Complete(Response),
+    /// The head arrived and the body broke off (a closed connection, a timeout, bad framing):
+    /// `partial` holds the head and the body bytes read before `error`.
+    BrokenBody {
+        partial: Response,
+        error: io::Error,
+    },
+    /// Not even a whole head arrived.
+    NoResponse(io::Error),
+}
+
+/// Why reading a response failed, keeping the head when it arrived.
+enum ReadError {
+    NoResponse(io::Error),
+    BrokenBody { partial: Response, error: io::Error },
+}
+
+impl From<ReadError> for io::Error {
+    fn from(error: ReadError) -> io::Error {
+        match error {
+            ReadError::NoResponse(error) | ReadError::BrokenBody { error, .. } => error,
+        }
     }
 }
 
@@ -209,7 +252,10 @@ impl Connection {
             });
             let responses: io::Result<Vec<Response>> = requests
                 .iter()
-                .map(|request| read_response(reader, request.method.eq_ignore_ascii_case("HEAD")))
+                .map(|request| {
+                    read_response(reader, request.method.eq_ignore_ascii_case("HEAD"))
+                        .map_err(io::Error::from)
+                })
                 .collect();
             let written = writer
                 .join()
@@ -226,42 +272,80 @@ impl Connection {
     }
 }
 
-fn read_response(reader: &mut impl BufRead, head_only: bool) -> io::Result<Response> {
+fn read_response(reader: &mut impl BufRead, head_only: bool) -> Result<Response, ReadError> {
+    let (status, headers) = read_head(reader).map_err(ReadError::NoResponse)?;
+    let mut body = Vec::new();
+    match read_body(reader, status, &headers, head_only, &mut body) {
+        Ok(()) => Ok(Response {
+            status,
+            headers,
+            body,
+        }),
+        Err(error) => Err(ReadError::BrokenBody {
+            partial: Response {
+                status,
+                headers,
+                body,
+            },
+            error,
+        }),
+    }
+}
+
+/// The status and headers of the final response (1xx heads skipped).
+fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
     loop {
         let status_line = read_line(reader)?;
         let status = parse_status(&status_line)?;
         let headers = read_headers(reader)?;
-        if (100..200).contains(&status) {
-            continue;
+        if !(100..200).contains(&status) {
+            return Ok((status, headers));
         }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
-        let body = if head_only || status == 204 || status == 304 {
-            Vec::new()
-        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
-            read_chunked(reader)?
-        } else if let Some(length) = header("content-length") {
-            let length: usize = length
-                .trim()
-                .parse()
-                .map_err(|_| invalid(format!("bad content-length {length:?}")))?;
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).map_err(timeout_context)?;
-            body
-        } else {
-            let mut body = Vec::new();
-            reader.read_to_end(&mut body).map_err(timeout_context)?;
-            body
-        };
-        return Ok(Response {
-            status,
-            headers,
-            body,
-        });
+    }
+}
+
+/// Reads the body its head frames into `body`, which keeps what arrived when reading fails.
+fn read_body(
+    reader: &mut impl BufRead,
+    status: u16,
+    headers: &[(String, String)],
+    head_only: bool,
+    body: &mut Vec<u8>,
+) -> io::Result<()> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if head_only || status == 204 || status == 304 {
+        Ok(())
+    } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        read_chunked(reader, body)
+    } else if let Some(length) = header("content-length") {
+        let length: usize = length
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("bad content-length {length:?}")))?;
+        body.reserve(length);
+        reader
+            .by_ref()
+            .take(length as u64)
+            .read_to_end(body)
+            .map_err(timeout_context)?;
+        if body.len() < length {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the server closed the connection after {} of {length} body bytes",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(())
+    } else {
+        reader.read_to_end(body).map_err(timeout_context)?;
+        Ok(())
     }
 }
 
@@ -289,8 +373,7 @@ fn read_headers(reader: &mut impl BufRead) -> io::Result<Vec<(String, String)>> 
     }
 }
 
-fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
+fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> io::Result<()> {
     loop {
         let size_line = read_line(reader)?;
         let size_hex = size_line.split(';').next().unwrap_or_default().trim();
@@ -298,13 +381,20 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
             .map_err(|_| invalid(format!("bad chunk size line {size_line:?}")))?;
         if size == 0 {
             read_headers(reader)?; // trailers
-            return Ok(body);
+            return Ok(());
         }
         let start = body.len();
-        body.resize(start + size, 0);
         reader
-            .read_exact(&mut body[start..])
+            .by_ref()
+            .take(size as u64)
+            .read_to_end(body)
             .map_err(timeout_context)?;
+        if body.len() - start < size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection inside a chunk",
+            ));
+        }
         if !read_line(reader)?.is_empty() {
             return Err(invalid("chunk not followed by CRLF".to_owned()));
         }

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod plugin_config;
 pub mod prometheus;
 pub mod render;
+pub mod soak;
 pub mod stack;
 
 pub use http::{Body, Connection, Request, Response};

@@ -38,6 +38,9 @@ pub struct StackOptions {
     /// Triage discovered from this resource file, its modules fetched from this server, instead
     /// of written into the config (see `crate::ecds`).
     pub ecds: Option<(PathBuf, SocketAddr)>,
+    /// Whether the mock tiers keep every request they receive ([`Stack::received`]) or only count
+    /// them ([`MockServer::received_count`]), for runs long enough to pile bodies up in memory.
+    pub keep_upstream_requests: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,7 @@ impl StackOptions {
             config_edits: Vec::new(),
             gateway_config: None,
             ecds: None,
+            keep_upstream_requests: true,
         }
     }
 
@@ -81,6 +85,7 @@ impl StackOptions {
             config_edits: Vec::new(),
             gateway_config: None,
             ecds: None,
+            keep_upstream_requests: true,
         }
     }
 
@@ -105,6 +110,12 @@ impl StackOptions {
     /// Envoy's routes, clusters and limits made from `config` rather than the filter's plugin config.
     pub fn with_gateway_config(mut self, config: &Value) -> StackOptions {
         self.gateway_config = Some(config.to_string());
+        self
+    }
+
+    /// The mock tiers count requests instead of keeping them (see `keep_upstream_requests`).
+    pub fn counting_upstream_requests(mut self) -> StackOptions {
+        self.keep_upstream_requests = false;
         self
     }
 
@@ -151,8 +162,12 @@ impl Stack {
         let mocks: Vec<MockServer> = tier_names(options.gateway_config())
             .iter()
             .map(|tier| {
-                MockServer::start(tier, "127.0.0.1:0")
-                    .unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
+                let started = if options.keep_upstream_requests {
+                    MockServer::start(tier, "127.0.0.1:0")
+                } else {
+                    MockServer::start_counting(tier, "127.0.0.1:0")
+                };
+                started.unwrap_or_else(|e| panic!("mock tier {tier} did not start: {e}"))
             })
             .collect();
         let upstreams: Vec<(String, SocketAddr)> = mocks
@@ -193,6 +208,11 @@ impl Stack {
 
     pub fn admin(&self) -> SocketAddr {
         loopback(self.ports.admin)
+    }
+
+    /// The Envoy process's id, e.g. to read its memory from `/proc`.
+    pub fn envoy_pid(&self) -> u32 {
+        self.envoy.id()
     }
 
     /// A new client connection to the listener.

@@ -42,18 +42,35 @@ struct ServerState {
     tier: String,
     tier_header: HeaderValue,
     log_requests: bool,
-    received: Mutex<Vec<Received>>,
+    /// Whether [`MockServer::received`] keeps each request, bodies included; the count is kept
+    /// either way.
+    keep_requests: bool,
+    received: Mutex<ReceivedLog>,
+}
+
+#[derive(Default)]
+struct ReceivedLog {
+    count: usize,
+    kept: Vec<Received>,
 }
 
 impl MockServer {
     /// Binds `addr` (e.g. "127.0.0.1:0") before returning, so [`MockServer::addr`] is the real port.
     pub fn start(tier: &str, addr: &str) -> io::Result<MockServer> {
-        Self::launch(tier, addr, false)
+        Self::launch(tier, addr, false, true)
     }
 
-    /// Like [`MockServer::start`], and also logs one line per request to stderr (the binary uses it).
+    /// Like [`MockServer::start`], but only counts requests ([`MockServer::received`] stays empty):
+    /// for long runs, whose request bodies would otherwise pile up in memory.
+    pub fn start_counting(tier: &str, addr: &str) -> io::Result<MockServer> {
+        Self::launch(tier, addr, false, false)
+    }
+
+    /// Logs one line per request to stderr and only counts requests, like
+    /// [`MockServer::start_counting`]: the binary runs as long as a stack does, and nobody reads
+    /// what it received.
     pub fn start_logged(tier: &str, addr: &str) -> io::Result<MockServer> {
-        Self::launch(tier, addr, true)
+        Self::launch(tier, addr, true, false)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -64,12 +81,22 @@ impl MockServer {
         &self.state.tier
     }
 
-    /// All requests so far, in arrival order.
+    /// All requests so far, in arrival order (none for a server that only counts).
     pub fn received(&self) -> Vec<Received> {
-        self.state.received_lock().clone()
+        self.state.received_lock().kept.clone()
     }
 
-    fn launch(tier: &str, addr: &str, log_requests: bool) -> io::Result<MockServer> {
+    /// How many requests it received so far, failed ones included.
+    pub fn received_count(&self) -> usize {
+        self.state.received_lock().count
+    }
+
+    fn launch(
+        tier: &str,
+        addr: &str,
+        log_requests: bool,
+        keep_requests: bool,
+    ) -> io::Result<MockServer> {
         let tier_header = HeaderValue::from_str(tier).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -87,7 +114,8 @@ impl MockServer {
             tier: tier.to_owned(),
             tier_header,
             log_requests,
-            received: Mutex::new(Vec::new()),
+            keep_requests,
+            received: Mutex::new(ReceivedLog::default()),
         });
         let (shutdown, stop) = oneshot::channel();
         let thread_state = Arc::clone(&state);
@@ -115,16 +143,20 @@ impl Drop for MockServer {
 }
 
 impl ServerState {
-    fn received_lock(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
+    fn received_lock(&self) -> std::sync::MutexGuard<'_, ReceivedLog> {
         // A poisoned lock only means a test thread panicked while reading; the list is still whole.
         self.received.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stores the request and returns its 1-based position, used to make response ids unique.
+    /// Counts (and keeps, unless only counting) the request and returns its 1-based position,
+    /// used to make response ids unique.
     fn record(&self, received: Received) -> usize {
-        let mut all = self.received_lock();
-        all.push(received);
-        all.len()
+        let mut log = self.received_lock();
+        log.count += 1;
+        if self.keep_requests {
+            log.kept.push(received);
+        }
+        log.count
     }
 }
 

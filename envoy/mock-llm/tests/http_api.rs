@@ -499,3 +499,16 @@ fn serves_h2c_with_prior_knowledge() {
         .headers
         .contains(&("content-type".to_owned(), "application/json".to_owned())));
 }
+
+#[test]
+fn a_counting_server_counts_requests_and_keeps_none() {
+    let server = MockServer::start_counting("small", "127.0.0.1:0").expect("start");
+    let mut connection = Connection::open(server.addr());
+    let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..3 {
+        let response = connection.post("/v1/chat/completions", request.to_string().as_bytes());
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(server.received_count(), 3);
+    assert!(server.received().is_empty(), "no bodies kept");
+}

@@ -171,6 +171,9 @@ pub fn native_model(path: &str, body: &[u8]) -> serde_json::Value {
 
 pub const HISTOGRAMS: [&str; 2] = ["triage.score_permille", "triage.decision_us"];
 
+/// The gauge of the largest VM's linear memory: the module's size, not a count of requests.
+pub const VM_MEMORY_GAUGE: &str = "triage.vm_memory_bytes";
+
 /// Every counter the filter defines for `tiers` (cheapest first), as issues #5 and #6 name them:
 /// requests by mode, tier and cause, fail-open by reason, overrides between any two tiers,
 /// escalations from each tier to each dearer one by cause, and per tier tokens by kind, unknown

@@ -71,6 +71,7 @@ fn the_shipped_module_writes_nothing_to_stdout_or_stderr() {
             + 3 * (2 + 4)
     );
     expected.extend(HISTOGRAMS.map(String::from));
+    expected.push(VM_MEMORY_GAUGE.to_string());
     let mut defined: Vec<&str> = host.metric_names();
     defined.sort_unstable();
     expected.sort_unstable();
@@ -85,4 +86,28 @@ fn the_shipped_module_writes_nothing_to_stdout_or_stderr() {
     assert!(host.http_calls().is_empty());
     assert_eq!(host.foreign_calls().len(), 1);
     assert_eq!(host.foreign_calls()[0].1, "clear_route_cache");
+}
+
+/// The VM reports its linear memory when its config is accepted and again on every tick of the
+/// timer it sets, so the gauge follows the memory a large body made it grow to.
+#[test]
+fn the_vm_memory_gauge_follows_the_linear_memory_on_each_tick() {
+    let mut host = host();
+    let at_start = host.memory_bytes();
+    assert_eq!(host.metric(VM_MEMORY_GAUGE), Some(at_start as i64));
+    assert_eq!(at_start % 65_536, 0, "whole wasm pages");
+
+    let large = chat_body("auto", &SIMPLE.repeat(16_384)); // 1.2 MB
+    let mut stream = host.request().unwrap();
+    send(&mut stream, CHAT, large.as_bytes());
+    stream.finish().unwrap();
+    let grown = host.memory_bytes();
+    assert!(grown > at_start, "a large body grows the memory");
+    assert_eq!(
+        host.metric(VM_MEMORY_GAUGE),
+        Some(at_start as i64),
+        "not before the tick"
+    );
+    assert!(host.tick().unwrap(), "the module set a tick period");
+    assert_eq!(host.metric(VM_MEMORY_GAUGE), Some(grown as i64));
 }

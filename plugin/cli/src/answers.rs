@@ -113,15 +113,15 @@ impl Upstreams for TierAnswers {
 /// What `route` prints of an exchange: where each attempt went with which model, the client's
 /// status and triage headers, and the record.
 pub fn summary(config: &Config, outcome: &Outcome) -> Value {
-    let attempt = |sent: &Sent| {
-        let model = serde_json::from_slice::<Value>(&sent.body)
+    let attempt = |cluster: &str, body: &[u8]| {
+        let model = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|body| body.get("model").cloned())
             .unwrap_or(Value::Null);
         let tier = (0..config.tier_names().len())
-            .find(|index| config.tier_cluster(*index) == Some(sent.cluster.as_str()))
+            .find(|index| config.tier_cluster(*index) == Some(cluster))
             .and_then(|index| config.tier_name(index));
-        json!({"tier": tier, "cluster": sent.cluster, "model": model})
+        json!({"tier": tier, "cluster": cluster, "model": model})
     };
     let triage_headers: serde_json::Map<String, Value> = outcome
         .response
@@ -131,8 +131,8 @@ pub fn summary(config: &Config, outcome: &Outcome) -> Value {
         .map(|(name, value)| (name.clone(), json!(value)))
         .collect();
     json!({
-        "upstream": outcome.routed.as_ref().map(attempt),
-        "calls": outcome.calls.iter().map(attempt).collect::<Vec<_>>(),
+        "upstream": outcome.routed.as_ref().map(|sent| attempt(&sent.cluster, &sent.body)),
+        "calls": outcome.calls.iter().map(|call| attempt(&call.cluster, &call.body)).collect::<Vec<_>>(),
         "response": {"status": outcome.response.status, "headers": triage_headers},
         "record": outcome.record.as_ref().map(|record| serde_json::to_value(record).unwrap_or_default()),
     })

@@ -58,6 +58,7 @@ extern "C" {
         results_size: *mut usize,
     ) -> Status;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
     fn proxy_set_property(
         path_data: *const u8,
         path_size: usize,
@@ -72,6 +73,7 @@ extern "C" {
     ) -> Status;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
     fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
+    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> Status;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -255,6 +257,13 @@ pub fn now_nanos() -> HostResult<u64> {
     Ok(nanos)
 }
 
+/// Asks the host to call the root context's `on_tick` every `period` (0 stops it).
+pub fn set_tick_period(period: Duration) -> HostResult<()> {
+    let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+    // SAFETY: a plain value.
+    check(unsafe { proxy_set_tick_period_milliseconds(millis) })
+}
+
 /// Stores `value` under the one-segment property `name`; Envoy keeps it as filter state
 /// `wasm.<name>`, which access logs read with `%FILTER_STATE(wasm.<name>:PLAIN)%`.
 pub fn set_property(name: &str, value: &[u8]) -> HostResult<()> {
@@ -283,6 +292,14 @@ pub fn increment_metric(id: u32, by: u64) -> HostResult<()> {
 pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
     // SAFETY: plain values.
     check(unsafe { proxy_record_metric(id, value) })
+}
+
+/// A counter's or gauge's current value (every worker's VM sees the same one).
+pub fn metric(id: u32) -> HostResult<u64> {
+    let mut value = 0;
+    // SAFETY: the out-pointer is valid for the call.
+    check(unsafe { proxy_get_metric(id, &mut value) })?;
+    Ok(value)
 }
 
 /// A host property, e.g. `["response", "code_details"]`; None when the host has no value.

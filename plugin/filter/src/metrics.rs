@@ -31,6 +31,8 @@ const UNKNOWN_CLUSTER: &str = "unknown";
 /// (`histogram_bucket_settings` in envoy/envoy.yaml.in).
 const SCORE_PERMILLE: &str = "triage.score_permille";
 const DECISION_US: &str = "triage.decision_us";
+/// A gauge: the largest linear memory of the plugin's VMs (see [`Metrics::vm_memory`]).
+const VM_MEMORY_BYTES: &str = "triage.vm_memory_bytes";
 
 #[derive(Default)]
 pub struct Metrics {
@@ -93,6 +95,7 @@ impl Metrics {
                 metrics.add(MetricType::Gauge, breaker_state(tier));
             }
         }
+        metrics.add(MetricType::Gauge, VM_MEMORY_BYTES.to_string());
         for name in [SCORE_PERMILLE, DECISION_US] {
             metrics.add(MetricType::Histogram, name.to_string());
         }
@@ -186,6 +189,24 @@ impl Metrics {
             BreakerState::Open => 2,
         };
         self.record(&breaker_state(tier), value);
+    }
+
+    /// Raises the VM memory gauge to this VM's linear memory, `bytes`, when that is larger. Envoy
+    /// runs one VM per worker (and one or two on the main thread, which serve no requests) and keeps
+    /// one gauge for them all: a plain set would show whichever VM set it last, which hides the
+    /// others. Wasm memory never shrinks, so each VM's size is its high-water mark and the gauge is
+    /// the largest VM's, the one that says what a worker costs. Two VMs raising it at once may leave
+    /// the smaller value for one period; the larger VM raises it again on its next report. A VM that
+    /// is replaced (a reload, a new config) leaves its size in the gauge until Envoy restarts.
+    pub fn vm_memory(&self, bytes: u64) {
+        let Some(id) = self.ids.get(VM_MEMORY_BYTES) else {
+            return;
+        };
+        match host::metric(*id) {
+            Ok(shown) if shown >= bytes => {}
+            Ok(_) => self.record(VM_MEMORY_BYTES, bytes),
+            Err(status) => log::warn!("reading {VM_MEMORY_BYTES} failed: {status:?}"),
+        }
     }
 
     fn count(&self, name: &str, by: u64) {

@@ -15,5 +15,5 @@ pub mod loso;
 pub mod metrics;
 pub mod plot;
 pub mod report;
-mod rng;
+pub mod rng;
 pub mod train;
