@@ -4,6 +4,7 @@ mod answers;
 mod calibrate;
 mod envoy;
 mod eval;
+mod k8s;
 mod report;
 mod route;
 mod train;
@@ -42,6 +43,9 @@ enum Command {
     /// Print the Envoy config of a triage stack, with a route and a cluster per tier of the
     /// plugin config.
     Envoy(envoy::EnvoyArgs),
+    /// Print the Kubernetes manifests that deliver triage through Istio or Envoy Gateway, with a
+    /// route and a backend per tier of the plugin config.
+    K8s(k8s::K8sArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Envoy(args) => envoy::run(args),
+        Command::K8s(args) => k8s::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
