@@ -28,7 +28,11 @@ const JWKS_URI: &str = "https://issuer.example.com/.well-known/jwks.json";
 
 const FLAVOURS: [(Flavour, &str, &str); 2] = [
     (Flavour::Istio, "istio", "examples/istio"),
-    (Flavour::EnvoyGateway, "envoy-gateway", "examples/envoy-gateway"),
+    (
+        Flavour::EnvoyGateway,
+        "envoy-gateway",
+        "examples/envoy-gateway",
+    ),
 ];
 
 /// Kinds whose CRD ../shared/crds does not hold yet: their manifests are checked when
@@ -48,7 +52,12 @@ fn repo() -> PathBuf {
 fn rendered(flavour: Flavour) -> Vec<ManifestFile> {
     let upstreams: Vec<(String, UpstreamAddress)> = UPSTREAMS
         .iter()
-        .map(|(tier, url)| (tier.to_string(), UpstreamAddress::parse("test", url).unwrap()))
+        .map(|(tier, url)| {
+            (
+                tier.to_string(),
+                UpstreamAddress::parse("test", url).unwrap(),
+            )
+        })
         .collect();
     render(&K8sStack {
         flavour,

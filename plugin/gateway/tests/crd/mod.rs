@@ -92,7 +92,9 @@ impl Crds {
             return vec![format!("no CRD for {kind} in group {group}")];
         };
         let Some((_, schema)) = versions.iter().find(|(name, _)| name == version) else {
-            return vec![format!("{kind}: version {version:?} is not served by its CRD")];
+            return vec![format!(
+                "{kind}: version {version:?} is not served by its CRD"
+            )];
         };
         let mut schema = schema.clone();
         structural(&mut schema);
@@ -115,7 +117,10 @@ fn group_kind(object: &Value) -> (String, String) {
         .rsplit_once('/')
         .map_or("", |(group, _)| group)
         .to_string();
-    (group, object["kind"].as_str().unwrap_or_default().to_string())
+    (
+        group,
+        object["kind"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// The schema as the API server enforces it (see the module's comment).
@@ -123,12 +128,16 @@ pub fn structural(schema: &mut Value) {
     let Some(map) = schema.as_object_mut() else {
         return;
     };
-    let preserves_unknown = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-    if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserves_unknown
+    let preserves_unknown =
+        map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if map.contains_key("properties")
+        && !map.contains_key("additionalProperties")
+        && !preserves_unknown
     {
         map.insert("additionalProperties".into(), Value::Bool(false));
     }
-    if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) && !map.contains_key("anyOf")
+    if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+        && !map.contains_key("anyOf")
     {
         map.remove("type");
         map.insert(
