@@ -7,6 +7,7 @@ mod eval;
 mod k8s;
 mod report;
 mod route;
+mod schema;
 mod train;
 mod validate;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Print the Kubernetes manifests that deliver triage through Istio or Envoy Gateway, with a
     /// route and a backend per tier of the plugin config.
     K8s(k8s::K8sArgs),
+    /// Print the plugin config's JSON Schema (what the filter's config check refuses beyond it is
+    /// listed in its description).
+    Schema(schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Envoy(args) => envoy::run(args),
         Command::K8s(args) => k8s::run(args),
+        Command::Schema(args) => schema::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
