@@ -1,3 +1,4 @@
+#![cfg(test)]
 //! The Istio and Envoy Gateway examples: what `triage k8s` renders today, byte for byte; valid
 //! against the real CRD schemas; and carrying the shipped plugin config, accepted as
 //! `on_configure` accepts it and changed only where the control plane names things its own way.
