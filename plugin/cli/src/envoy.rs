@@ -46,7 +46,8 @@ pub struct EnvoyArgs {
     module_server: Option<UpstreamAddress>,
 }
 
-fn tier_upstream(text: &str) -> Result<(String, UpstreamAddress), String> {
+/// `TIER=URL`, as `--upstream` takes it.
+pub fn tier_upstream(text: &str) -> Result<(String, UpstreamAddress), String> {
     let (tier, url) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not TIER=URL"))?;

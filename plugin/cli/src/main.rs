@@ -5,8 +5,10 @@ mod calibrate;
 mod ecds;
 mod envoy;
 mod eval;
+mod k8s;
 mod report;
 mod route;
+mod schema;
 mod train;
 mod validate;
 
@@ -46,6 +48,12 @@ enum Command {
     /// Print one version of triage (plugin config and module by URL and sha256) for Envoy's
     /// extension config discovery, checked as the filter checks its config.
     Ecds(ecds::EcdsArgs),
+    /// Print the Kubernetes manifests that deliver triage through Istio or Envoy Gateway, with a
+    /// route and a backend per tier of the plugin config.
+    K8s(k8s::K8sArgs),
+    /// Print the plugin config's JSON Schema (what the filter's config check refuses beyond it is
+    /// listed in its description).
+    Schema(schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +66,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Envoy(args) => envoy::run(args),
         Command::Ecds(args) => ecds::run(args),
+        Command::K8s(args) => k8s::run(args),
+        Command::Schema(args) => schema::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -15,7 +15,11 @@ use crate::model::Model;
 use crate::pricing::Price;
 
 mod address;
+#[cfg(any(test, feature = "schema"))]
+mod schema;
 use crate::lifecycle::escalation::policy as escalation;
+#[cfg(any(test, feature = "schema"))]
+pub use schema::json_schema;
 mod identity;
 mod operations;
 pub use crate::lifecycle::escalation::policy::EscalationPolicy;
@@ -53,15 +57,29 @@ impl std::error::Error for ConfigError {}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "PluginConfig")
+)]
 struct RawConfig {
     route_header: Option<String>,
     default_tier: Option<String>,
     route_models: Option<Vec<String>>,
+    #[cfg_attr(any(test, feature = "schema"), schemars(extend("minItems" = 1)))]
     tiers: Option<Vec<RawTier>>,
     rules: Option<Vec<RawRule>>,
     limits: Option<RawLimits>,
     /// A model file's object, embedded (the filter reads no files).
+    #[cfg_attr(
+        any(test, feature = "schema"),
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     model: Option<Box<RawValue>>,
+    #[cfg_attr(
+        any(test, feature = "schema"),
+        schemars(extend("enum" = ["enforce", "shadow", "canary", null]))
+    )]
     mode: Option<String>,
     canary_percent: Option<f64>,
     #[serde(rename = "override")]
@@ -74,9 +92,19 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Tier")
+)]
 struct RawTier {
+    #[cfg_attr(any(test, feature = "schema"), schemars(extend("pattern" = "^[a-z0-9_-]+$")))]
     name: String,
     model: Option<String>,
+    #[cfg_attr(
+        any(test, feature = "schema"),
+        schemars(extend("minimum" = 0, "maximum" = 1))
+    )]
     max_score: Option<f64>,
     models: Option<RawModels>,
     price: Option<RawPrice>,
@@ -86,6 +114,11 @@ struct RawTier {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "TierModels")
+)]
 struct RawModels {
     openai_chat: Option<String>,
     openai_responses: Option<String>,
@@ -94,6 +127,11 @@ struct RawModels {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Rule")
+)]
 struct RawRule {
     name: String,
     when: RawWhen,
@@ -102,6 +140,11 @@ struct RawRule {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "RuleCondition")
+)]
 struct RawWhen {
     path_prefix: Option<String>,
     header: Option<RawHeader>,
@@ -113,6 +156,11 @@ struct RawWhen {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "HeaderMatch")
+)]
 pub(crate) struct RawHeader {
     pub(crate) name: String,
     pub(crate) value: String,
@@ -120,10 +168,19 @@ pub(crate) struct RawHeader {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Limits")
+)]
 struct RawLimits {
     max_body_bytes: Option<u64>,
     max_scan_bytes: Option<u64>,
     envoy_buffer_limit_bytes: Option<u64>,
+    #[cfg_attr(
+        any(test, feature = "schema"),
+        schemars(extend("enum" = ["default_tier", "reject", null]))
+    )]
     over_max_body: Option<String>,
 }
 
@@ -286,21 +343,17 @@ impl Config {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(Config::default());
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let path = if path == "." || path == "?" {
-                    "(root)".to_string()
-                } else {
-                    path
-                };
-                ConfigError::new(path, error.into_inner().to_string())
-            })?;
-        deserializer
-            .end()
-            .map_err(|error| ConfigError::new("(root)", error.to_string()))?;
-        validate(raw)
+        // A refusal of the deserializer is one of the config's structure (an unknown field, a
+        // wrong type, a missing field), which the JSON Schema states too; the tests hold the two
+        // to agreeing on every config they read.
+        #[cfg_attr(not(test), allow(unused_variables))]
+        let (outcome, structural) = match read(json) {
+            Ok(raw) => (validate(raw), false),
+            Err(error) => (Err(error), true),
+        };
+        #[cfg(test)]
+        schema::agrees_with_the_schema(json, &outcome, structural);
+        outcome
     }
 
     pub fn route_header(&self) -> &str {
@@ -519,6 +572,24 @@ fn tier_index(tiers: &[Tier], path: &str, name: &str) -> Result<usize, ConfigErr
                 format!("no tier named {name:?} (tiers: {})", known.join(", ")),
             )
         })
+}
+
+/// The config's fields as JSON gives them, refused with the path of the field at fault.
+fn read(json: &[u8]) -> Result<RawConfig, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." || path == "?" {
+            "(root)".to_string()
+        } else {
+            path
+        };
+        ConfigError::new(path, error.into_inner().to_string())
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ConfigError::new("(root)", error.to_string()))?;
+    Ok(raw)
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {

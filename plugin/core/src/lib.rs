@@ -25,6 +25,9 @@ mod scan;
 mod upstream;
 mod usage;
 
+/// The plugin config's JSON Schema (the `schema` feature; `triage schema` prints it).
+#[cfg(any(test, feature = "schema"))]
+pub use config::json_schema as plugin_config_schema;
 pub use config::{
     Config, ConfigError, EscalationPolicy, OverMaxBody, Override, UpstreamAddress,
     OWN_HEADER_PREFIX,

@@ -11,6 +11,7 @@ use std::path::Path;
 use triage_core::{Config, UpstreamAddress};
 
 use crate::template;
+use crate::tiers::{self, GatewayTier};
 
 const STACK: &str = include_str!("../../../envoy/envoy.yaml.in");
 const TRIAGE_FILTERS: &str = include_str!("../../../envoy/filters/triage.yaml.in");
@@ -92,7 +93,7 @@ pub struct EcdsVersion<'a> {
 pub fn render(stack: &EnvoyStack) -> Result<String, String> {
     let config = Config::from_json(stack.tiers_config.as_bytes())
         .map_err(|error| format!("plugin config: {error}"))?;
-    let tiers = tiers(&config, stack.upstreams)?;
+    let tiers = tiers::resolve(&config, stack.upstreams)?;
     let mut blocks = HashMap::from([("TIER_ROUTES", routes(&config, &tiers))]);
     let filters = match (stack.flavour, &stack.ecds) {
         (Flavour::Triage, Some(_)) => TRIAGE_ECDS_FILTERS,
@@ -172,52 +173,6 @@ fn module_cluster(server: &UpstreamAddress) -> String {
         quoted(&server.host),
         server.port
     )
-}
-
-/// A tier as the gateway sees it.
-struct GatewayTier<'c> {
-    name: &'c str,
-    cluster: &'c str,
-    upstream: UpstreamAddress,
-}
-
-fn tiers<'c>(
-    config: &'c Config,
-    overrides: &[(String, UpstreamAddress)],
-) -> Result<Vec<GatewayTier<'c>>, String> {
-    let names = config.tier_names();
-    if let Some((unknown, _)) = overrides.iter().find(|(name, _)| !names.contains(&&**name)) {
-        return Err(format!(
-            "an upstream is given for tier {unknown:?}, which the plugin config does not have \
-             (its tiers: {})",
-            names.join(", ")
-        ));
-    }
-    names
-        .iter()
-        .enumerate()
-        .map(|(index, &name)| {
-            let given = overrides
-                .iter()
-                .find(|(tier, _)| tier == name)
-                .map(|(_, upstream)| upstream);
-            let upstream = given
-                .or(config.tier_upstream(index))
-                .cloned()
-                .ok_or_else(|| {
-                    format!(
-                        "tiers[{index}].upstream: tier {name:?} has no upstream (write \
-                         \"upstream\": \"https://host[:port]\" in the plugin config, or give one \
-                         with --upstream {name}=URL)"
-                    )
-                })?;
-            Ok(GatewayTier {
-                name,
-                cluster: config.tier_cluster(index).unwrap_or(name),
-                upstream,
-            })
-        })
-        .collect()
 }
 
 /// A JSON string is a YAML double-quoted scalar: names and hosts are quoted whatever they hold.

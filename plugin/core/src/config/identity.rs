@@ -7,6 +7,11 @@ use crate::identity::{IdentitySource, IdentitySources};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Identity")
+)]
 pub(super) struct RawIdentity {
     caller: Option<RawSource>,
     tenant: Option<RawSource>,
@@ -14,6 +19,11 @@ pub(super) struct RawIdentity {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "IdentitySource")
+)]
 struct RawSource {
     metadata: Option<RawMetadata>,
     header: Option<String>,
@@ -21,6 +31,11 @@ struct RawSource {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "MetadataSource")
+)]
 struct RawMetadata {
     namespace: String,
     path: Vec<String>,

@@ -10,6 +10,11 @@ use crate::pricing::Price;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Price")
+)]
 pub(super) struct RawPrice {
     input_per_mtok: f64,
     output_per_mtok: f64,
@@ -17,21 +22,37 @@ pub(super) struct RawPrice {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Override")
+)]
 pub(super) struct RawOverride {
     header: Option<String>,
     callers: Option<Vec<String>>,
     /// The header allowlist of earlier versions, refused with what replaces it.
+    #[cfg_attr(any(test, feature = "schema"), schemars(skip))]
     allow: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Record")
+)]
 pub(super) struct RawRecord {
     request_body_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Usage")
+)]
 pub(super) struct RawUsage {
     request_stream_usage: Option<bool>,
 }

@@ -10,6 +10,11 @@ use crate::config::{header_name, ConfigError, RawHeader};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "Escalation")
+)]
 pub(crate) struct RawEscalation {
     max_escalations: Option<u32>,
     deadline_ms: Option<u64>,
@@ -24,6 +29,11 @@ pub(crate) struct RawEscalation {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "AnswerChecks")
+)]
 struct RawChecks {
     truncated: Option<bool>,
     tight_limit_tokens: Option<u64>,
@@ -36,6 +46,11 @@ struct RawChecks {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    any(test, feature = "schema"),
+    derive(schemars::JsonSchema),
+    schemars(rename = "CircuitBreaker")
+)]
 struct RawBreaker {
     window: Option<usize>,
     min_requests: Option<usize>,
