@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test triage has: formatting, lints, the core's unit tests, the CLI, the learning code, the mock
-# upstream, the wasmtime host suite on the shipped triage.wasm and the real-Envoy suite. Does its own
-# set-up (wasm target, Envoy in .venv, the plugin builds) on a fresh machine.
+# upstream, the wasmtime host suite on the shipped triage.wasm, the real-Envoy suite and the web
+# package in Node. Does its own set-up (wasm targets, Envoy in .venv, wasm-bindgen-cli, Node, the
+# plugin builds) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,11 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p triage-cli --features wasm-engine --all-targets -- -D warnings
 cargo clippy -p triage-filter --target wasm32-wasip1 -- -D warnings
+cargo clippy -p triage-web --target wasm32-unknown-unknown -- -D warnings
 cargo test --workspace
+# The npm package setup.sh built (plugin/web/npm), installed from its files list, in Node against the
+# CLI on the same inputs; with ../shared's training rows, every row decided alike by both.
+node --test plugin/web/tests/*.test.mjs
 # `triage route --engine wasm` against the native engine (the CLI's optional wasmtime engine).
 cargo test -p triage-cli --features wasm-engine --test engine
 # The data rebuild script's conversion and check, on made-up rows (no source data needed).
