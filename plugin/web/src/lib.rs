@@ -8,6 +8,7 @@
 //! as for the filter and the CLI. A config the filter would refuse is an error whose message is the
 //! one the filter logs.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::{json, Map, Value};
@@ -19,9 +20,26 @@ use triage_learn::dataset::Row;
 use triage_learn::eval::{evaluate as learn_evaluate, judge, tier_shares};
 use wasm_bindgen::prelude::*;
 
+thread_local! {
+    /// The config last parsed, with its text. The filter parses a config once, in `on_configure`;
+    /// here every call names its config, and compiling the shipped one's rules (regexes) takes
+    /// longer than a decision, so a page deciding at every keystroke or a loop over rows reuses
+    /// it while the text stays the same.
+    static LAST_CONFIG: RefCell<Option<(String, Rc<Config>)>> = const { RefCell::new(None) };
+}
+
 /// The plugin config as `on_configure` parses and checks it.
-fn config_of(json: &str) -> Result<Config, String> {
-    Config::from_json(json.as_bytes()).map_err(|error| error.refusal())
+fn config_of(json: &str) -> Result<Rc<Config>, String> {
+    LAST_CONFIG.with(|last| {
+        if let Some((text, config)) = last.borrow().as_ref() {
+            if text == json {
+                return Ok(Rc::clone(config));
+            }
+        }
+        let config = Rc::new(Config::from_json(json.as_bytes()).map_err(|error| error.refusal())?);
+        *last.borrow_mut() = Some((json.to_string(), Rc::clone(&config)));
+        Ok(config)
+    })
 }
 
 /// The API format named (`openai_chat`, `openai_responses`, `anthropic_messages`), or when none is,
@@ -100,7 +118,7 @@ fn exchange_shown(
     format: Option<&str>,
     answers: &str,
 ) -> Result<Value, String> {
-    let config = Rc::new(config_of(config)?);
+    let config = config_of(config)?;
     let format = format_of(format, body)?;
     let mut tiers = TierAnswers::from_json(answers.as_bytes(), &config)?;
     let breakers = Rc::new(MemoryBreakers::new(&config));
