@@ -122,6 +122,8 @@ export interface Triage {
   decide(config: ConfigInput, body: BodyInput, format?: ApiFormatName | null): Decision;
   /** Null when accepted, else `triage config refused: <field>: <why>`. */
   validateConfig(config: ConfigInput): string | null;
+  /** The format a request path names, as the filter reads paths; null off the three endpoints. */
+  formatOfPath(path: string): ApiFormatName | null;
   /** JSON lines of routing-dataset rows. */
   evaluate(config: ConfigInput, jsonl: string): Evaluation;
   /** `answers`: every tier of the config by name. */

@@ -14,7 +14,7 @@ raw.initSync({ module: readFileSync(new URL("./dist/triage_web_bg.wasm", import.
 
 const triage = typed(raw);
 
-export const { decide, validateConfig, evaluate, exchange } = triage;
+export const { decide, validateConfig, formatOfPath, evaluate, exchange } = triage;
 
 export async function load() {
   return triage;

@@ -19,6 +19,9 @@ export function typed(raw) {
     validateConfig(config) {
       return raw.validateConfig(text(config)) ?? null;
     },
+    formatOfPath(path) {
+      return raw.formatOfPath(path) ?? null;
+    },
     evaluate(config, jsonl) {
       return JSON.parse(raw.evaluate(text(config), jsonl));
     },

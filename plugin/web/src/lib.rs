@@ -163,6 +163,13 @@ pub fn validate_config(config: &str) -> Option<String> {
     config_of(config).err()
 }
 
+/// The API format a request path names as the filter reads paths (any spelling of the three
+/// endpoints: `/V1/Chat/Completions/` too), or null for a path it passes through undecided.
+#[wasm_bindgen(js_name = formatOfPath)]
+pub fn format_of_path(path: &str) -> Option<String> {
+    ApiFormat::detect("POST", path).map(|format| format.as_str().to_string())
+}
+
 /// The evaluation of JSON lines of routing-dataset rows, as JSON: `{rows, shares, decisions,
 /// rows_without_outcomes, report, curves}` (`report` and `curves` null unless every row has
 /// outcomes). Throws on a refused config, a bad line (named by its number), no rows, or a config

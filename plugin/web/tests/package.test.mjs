@@ -110,6 +110,15 @@ test("a bare body's format is told by its shape, as triage route tells it", () =
   assert.throws(() => triageWeb.decide(shippedConfig, bodies[0], "gemini"), /unknown format "gemini"/);
 });
 
+test("a request path names the format triage route reads from it", () => {
+  const cli = route(["--config", shippedConfigPath], examples.map((line) => JSON.stringify(line)).join("\n"));
+  examples.forEach((line, index) => {
+    assert.equal(triageWeb.formatOfPath(line.path), cli[index].format, line.id);
+    assert.equal(triageWeb.formatOfPath(line.path.toUpperCase() + "/"), cli[index].format, "any spelling");
+  });
+  assert.equal(triageWeb.formatOfPath("/v1/messages/count_tokens"), null);
+});
+
 test("an invalid config gives the message the filter logs, a valid one null", () => {
   const refused = [
     '{"tiers": 3}',
