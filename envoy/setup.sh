@@ -3,8 +3,9 @@
 # official release binary) and PyJWT + cryptography (envoy/auth/tokens.py: the stack's test keys and
 # caller tokens) in <repo>/.venv, the filter (.wasm), its fault-injection build for the
 # e2e failure_policy test (own target dir: the shipped .wasm is never the faulty one), the mock upstream
-# and the CLI; for the web package (plugin/web), the wasm32-unknown-unknown target, wasm-bindgen-cli
-# from crates.io, Node (Debian's nodejs) and the package's build.
+# and the CLI; for the web package (plugin/web) and its playground, the wasm32-unknown-unknown
+# target, wasm-bindgen-cli from crates.io, Node and Chromium (Debian's nodejs and chromium) and the
+# package's build.
 # Quiet on success except for the Envoy version; a failing step prints its output.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,10 +57,14 @@ if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wasm_bin
         step cargo install --quiet wasm-bindgen-cli --version "$wasm_bindgen_version"
     fi
 fi
-# Node runs the package's tests (`node --test`, Node 18 or later: bookworm's nodejs is 18.20).
-if ! command -v node >/dev/null; then
+# Node runs the package's tests (`node --test`, Node 18 or later: bookworm's nodejs is 18.20), and
+# headless Chromium the playground's (examples/playground/tests).
+missing=()
+command -v node >/dev/null || missing+=(nodejs)
+command -v chromium >/dev/null || missing+=(chromium)
+if ((${#missing[@]} > 0)); then
     step apt-get update -q
-    step env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs
+    step env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 step bash plugin/web/build.sh
 .venv/bin/envoy --version | grep -o 'version: .*'

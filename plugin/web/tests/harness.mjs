@@ -90,3 +90,23 @@ export function tempFile(name, text) {
   writeFileSync(path, text);
   return path;
 }
+
+/** Example requests as routing-dataset rows with made-up, varied outcomes for every tier named. */
+export function exampleDatasetRows(examples, tierNames) {
+  return examples.map((line, index) => ({
+    id: line.id,
+    source: "examples",
+    request: line.body,
+    outcomes: Object.fromEntries(
+      tierNames.map((tier, rank) => [
+        tier,
+        {
+          model: `${tier}-model`,
+          // Dearer tiers succeed more often; the cheapest fails on every third row.
+          quality: rank === tierNames.length - 1 || (index + rank) % 3 !== 0 ? 1 : 0,
+          cost_usd: 10 ** (rank - 5) * (1 + index / 10),
+        },
+      ]),
+    ),
+  }));
+}

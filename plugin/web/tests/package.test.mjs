@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 import {
+  exampleDatasetRows,
   installPackage,
   jsonLines,
   repo,
@@ -177,28 +178,8 @@ test("an exchange with a 503 on small escalates, as triage route --answers runs 
   assert.throws(() => triageWeb.exchange(shippedConfig, "{}", null, { [cheapest]: "reset" }), /no answer for/);
 });
 
-/** The examples as routing-dataset rows with made-up, varied outcomes (every tier named). */
-function datasetRows() {
-  return examples.map((line, index) => ({
-    id: line.id,
-    source: "examples",
-    request: line.body,
-    outcomes: Object.fromEntries(
-      tierNames.map((tier, rank) => [
-        tier,
-        {
-          model: `${tier}-model`,
-          // Dearer tiers succeed more often; the cheapest fails on every third row.
-          quality: rank === tierNames.length - 1 || (index + rank) % 3 !== 0 ? 1 : 0,
-          cost_usd: 10 ** (rank - 5) * (1 + index / 10),
-        },
-      ]),
-    ),
-  }));
-}
-
 test("the evaluation of dataset rows is triage eval's, and its tier shares triage route's", () => {
-  const rows = datasetRows();
+  const rows = exampleDatasetRows(examples, tierNames);
   const jsonl = rows.map((row) => JSON.stringify(row)).join("\n");
   const path = tempFile("rows.jsonl", jsonl);
   const cli = triage(["eval", "--json", "--config", shippedConfigPath, "--data", path]);
