@@ -37,7 +37,7 @@ pub fn run(args: EcdsArgs) -> Result<bool, String> {
     let plugin_config = std::fs::read_to_string(&args.config)
         .map_err(|error| format!("{}: {error}", args.config.display()))?;
     Config::from_json(plugin_config.as_bytes())
-        .map_err(|error| format!("{}: triage config refused: {error}", args.config.display()))?;
+        .map_err(|error| format!("{}: {}", args.config.display(), error.refusal()))?;
     let sha256 = match (&args.sha256, &args.wasm) {
         (Some(sha256), _) => sha256.clone(),
         (None, Some(wasm)) => {

@@ -1,6 +1,5 @@
 //! The `triage` command line: the filter's routing core, offline.
 
-mod answers;
 mod calibrate;
 mod ecds;
 mod envoy;

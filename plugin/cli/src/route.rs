@@ -6,11 +6,10 @@ use std::rc::Rc;
 
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use triage_core::lifecycle::exchange::{self, ClientRequest, HostSettings};
+use triage_core::explain::{feature_values, infer_format, Routed};
+use triage_core::lifecycle::exchange::answers::{self, TierAnswers};
 use triage_core::lifecycle::MemoryBreakers;
-use triage_core::{decide, parse_request, ApiFormat, Config, Features, RequestHead, FEATURE_NAMES};
-
-use crate::answers::{self, TierAnswers};
+use triage_core::{decide, ApiFormat, Config, RequestHead};
 
 /// Reads one JSON object per line: a request body; a routing-dataset row, whose `request` field is the
 /// body; or an example line as in `examples/requests.jsonl`, `{"id", "path", "body"}`, whose path says
@@ -39,7 +38,7 @@ pub struct RouteArgs {
     #[arg(long, value_enum, default_value_t = EngineKind::Native)]
     engine: EngineKind,
     /// Run each request through the filter's whole lifecycle with these answers of the tiers (a
-    /// JSON object keyed by tier name; see `answers.rs` or the README) and add "exchange": where
+    /// JSON object keyed by tier name; see `triage_core::lifecycle::exchange::answers` or the README) and add "exchange": where
     /// each attempt went with which model, escalations, the client's status and triage headers, and
     /// the decision record. Native engine only.
     #[arg(long)]
@@ -50,23 +49,6 @@ pub struct RouteArgs {
 pub enum EngineKind {
     Native,
     Wasm,
-}
-
-/// What `route` prints of a decision, whichever engine made it.
-struct Routed {
-    tier: String,
-    score: Option<f64>,
-    model: Option<String>,
-    reasons: Vec<String>,
-}
-
-impl Routed {
-    /// The core's and the module's reasons both start a fail-open with this.
-    fn failed_open(&self) -> bool {
-        self.reasons
-            .first()
-            .is_some_and(|reason| reason.starts_with("fail_open: "))
-    }
 }
 
 enum Engine {
@@ -103,13 +85,7 @@ impl Engine {
                     headers: &[],
                     identity: triage_core::Identity::ANONYMOUS,
                 };
-                let decision = decide(config, &head, body.as_bytes());
-                Ok(Routed {
-                    tier: decision.tier,
-                    score: decision.score,
-                    model: decision.model.or(decision.requested_model),
-                    reasons: decision.reasons,
-                })
+                Ok(Routed::from(decide(config, &head, body.as_bytes())))
             }
             #[cfg(feature = "wasm-engine")]
             Engine::Wasm(module) => {
@@ -131,45 +107,6 @@ fn parse_format(name: &str) -> Result<ApiFormat, String> {
     ApiFormat::from_name(name).ok_or_else(|| {
         format!("unknown format {name:?} (openai_chat, openai_responses, anthropic_messages)")
     })
-}
-
-/// The API format of a bare body, from what only one format has: `input` is the Responses API's; a
-/// top-level `system`, `stop_sequences` or `top_k`, content blocks the OpenAI formats lack, or tools
-/// with an `input_schema` are Anthropic's. Anything else reads as OpenAI chat, which parses every body
-/// that has none of those the same way Anthropic's would.
-fn infer_format(body: &Map<String, Value>) -> ApiFormat {
-    const ANTHROPIC_FIELDS: &[&str] = &["system", "stop_sequences", "top_k"];
-    const ANTHROPIC_BLOCKS: &[&str] = &["tool_use", "tool_result", "image", "document", "thinking"];
-    if body.contains_key("input") {
-        return ApiFormat::OpenAiResponses;
-    }
-    let has_anthropic_block = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|message| message.get("content").and_then(Value::as_array))
-        .flatten()
-        .any(|block| {
-            block
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|kind| ANTHROPIC_BLOCKS.contains(&kind))
-        });
-    let has_anthropic_tool = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|tool| tool.get("input_schema").is_some());
-    let has_anthropic_field = ANTHROPIC_FIELDS.iter().any(|key| body.contains_key(*key));
-    if body.contains_key("messages")
-        && (has_anthropic_field || has_anthropic_block || has_anthropic_tool)
-    {
-        ApiFormat::AnthropicMessages
-    } else {
-        ApiFormat::OpenAiChat
-    }
 }
 
 /// The raw bytes of `field` of the JSON object `line`, exactly as the line holds them.
@@ -209,34 +146,6 @@ fn example_format(
     }
 }
 
-/// How far `score` is from the boundaries of the tier it falls in: for the tier below and the tier
-/// above, their name and the distance (a score exactly on a boundary belongs to the tier below it).
-/// Null when the decision was not scored against the thresholds.
-fn margin(config: &Config, routed: &Routed) -> Value {
-    let Some(score) = routed.score.filter(|_| !routed.failed_open()) else {
-        return Value::Null;
-    };
-    let names = config.tier_names();
-    let bounds = config.thresholds();
-    let Some(index) = names.iter().position(|name| *name == routed.tier) else {
-        return Value::Null;
-    };
-    let side = |neighbour: Option<usize>, boundary: Option<&f64>| match (neighbour, boundary) {
-        (Some(tier), Some(boundary)) => {
-            json!({"tier": names.get(tier), "by": round4((score - boundary).abs())})
-        }
-        _ => Value::Null,
-    };
-    json!({
-        "down": side(index.checked_sub(1), index.checked_sub(1).and_then(|i| bounds.get(i))),
-        "up": side(Some(index + 1).filter(|i| *i < names.len()), bounds.get(index)),
-    })
-}
-
-fn round4(value: f64) -> f64 {
-    (value * 1e4).round() / 1e4
-}
-
 /// What a line is routed with: the config, who decides, and the tiers' answers for an exchange.
 struct Router {
     config: Rc<Config>,
@@ -268,28 +177,15 @@ fn route_line(
         (line.to_string(), format, json!(number))
     };
     let routed = router.engine.route(config, format, &body)?;
-    let mut result = json!({
-        "id": id,
-        "format": format.as_str(),
-        "tier": routed.tier,
-        "score": routed.score,
-        "model": routed.model,
-        "reasons": routed.reasons,
-        "margin": margin(config, &routed),
-    });
+    let mut result = routed.to_json(config, format);
+    result["id"] = id;
     if args.features {
-        result["features"] = features_of(config, format, body.as_bytes());
+        result["features"] = feature_values(config, format, body.as_bytes());
     }
-    if let Some((answers, breakers)) = router.exchange.as_mut() {
-        let request = client_request(format, body.into_bytes());
+    if let Some((tiers, breakers)) = router.exchange.as_mut() {
         let board = Rc::clone(breakers);
-        let settings = HostSettings {
-            start_nanos: now_nanos(),
-            decision_id: triage_core::new_decision_id().ok(),
-            ..HostSettings::default()
-        };
-        let outcome = exchange::run(config, board, &request, answers, &settings);
-        result["exchange"] = answers::summary(config, &outcome);
+        let body = body.into_bytes();
+        result["exchange"] = answers::run_shown(config, board, format, body, tiers, now_nanos());
     }
     Ok((result, routed.failed_open()))
 }
@@ -301,39 +197,10 @@ fn now_nanos() -> u64 {
         .map_or(0, |since| since.as_nanos() as u64)
 }
 
-/// A client's POST of `body` to the format's endpoint, as the gateway would pass it on.
-fn client_request(format: ApiFormat, body: Vec<u8>) -> ClientRequest {
-    let headers = [
-        (":method", "POST".to_string()),
-        (":path", format.path().to_string()),
-        (":authority", "triage-cli".to_string()),
-        ("content-type", "application/json".to_string()),
-        ("content-length", body.len().to_string()),
-    ];
-    ClientRequest {
-        headers: headers
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value))
-            .collect(),
-        body,
-        trailers: false,
-    }
-}
-
-/// The feature values the scorer saw (null when the body does not parse), for training a model.
-fn features_of(config: &Config, format: ApiFormat, body: &[u8]) -> Value {
-    match parse_request(format, body) {
-        Ok(request) => {
-            let features = Features::extract(&request, config.max_scan_bytes());
-            let pairs = FEATURE_NAMES.iter().zip(features.values());
-            Value::Object(
-                pairs
-                    .map(|(name, value)| (name.to_string(), json!(value)))
-                    .collect(),
-            )
-        }
-        Err(_) => Value::Null,
-    }
+/// The tiers' answers in FILE (see `triage_core::lifecycle::exchange::answers`).
+fn read_answers(path: &str, config: &Config) -> Result<TierAnswers, String> {
+    let json = std::fs::read(path).map_err(|error| format!("{path}: {error}"))?;
+    TierAnswers::from_json(&json, config).map_err(|error| format!("{path}: {error}"))
 }
 
 pub fn run(args: RouteArgs) -> Result<bool, String> {
@@ -350,7 +217,7 @@ pub fn run(args: RouteArgs) -> Result<bool, String> {
             return Err("--answers runs the native engine's lifecycle: drop --engine wasm".into())
         }
         Some(path) => Some((
-            TierAnswers::read(path, &config)?,
+            read_answers(path, &config)?,
             Rc::new(MemoryBreakers::new(&config)),
         )),
         None => None,

@@ -59,7 +59,7 @@ pub fn run(args: ValidateArgs) -> Result<bool, String> {
         }
         Err(error) => {
             // The filter's own words (plugin/filter/src/root.rs), so a log line and this agree.
-            eprintln!("{path}: triage config refused: {error}");
+            eprintln!("{path}: {}", error.refusal());
             Ok(false)
         }
     }

@@ -47,6 +47,14 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// What the filter logs when `on_configure` refuses a config, `triage config refused: <field>:
+    /// <why>`: one spelling for the filter's log, `triage validate` and the web package.
+    pub fn refusal(&self) -> String {
+        format!("triage config refused: {self}")
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.message)

@@ -11,6 +11,7 @@ mod decision;
 mod decision_id;
 pub mod embed;
 mod endpoint;
+pub mod explain;
 mod features;
 mod format;
 mod identity;

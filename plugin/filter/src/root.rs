@@ -90,7 +90,7 @@ impl RootContext for TriageRoot {
                 true
             }
             Err(err) => {
-                log::error!("triage config refused: {err}");
+                log::error!("{}", err.refusal());
                 false
             }
         }

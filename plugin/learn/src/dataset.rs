@@ -47,12 +47,27 @@ struct RawRow<'a> {
     source: String,
     #[serde(borrow)]
     request: &'a RawValue,
+    // A row without outcomes reads as one with `"outcomes": {}`: routable (tier shares), and
+    // refused by what needs an outcome (training: "no outcomes", evaluation: "no outcome for").
+    #[serde(default)]
     outcomes: BTreeMap<String, Outcome>,
     #[serde(default)]
     all_models: BTreeMap<String, ModelOutcome>,
 }
 
 impl Row {
+    /// One line of a dataset file.
+    pub fn from_json_line(line: &str) -> Result<Row, String> {
+        let raw: RawRow = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        Ok(Row {
+            id: raw.id,
+            source: raw.source,
+            request: raw.request.get().to_string(),
+            outcomes: raw.outcomes,
+            all_models: raw.all_models,
+        })
+    }
+
     /// The outcome a decision for `tier` gets: that tier's, or the next dearer tier present (a
     /// router's `mid` on a two-model set counts as `frontier`), or None when the row has neither.
     pub fn outcome_for(&self, tier: &str) -> Option<&Outcome> {
@@ -123,15 +138,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, DatasetError> {
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawRow =
-            serde_json::from_str(&line).map_err(|e| error(index + 1, e.to_string()))?;
-        rows.push(Row {
-            id: raw.id,
-            source: raw.source,
-            request: raw.request.get().to_string(),
-            outcomes: raw.outcomes,
-            all_models: raw.all_models,
-        });
+        rows.push(Row::from_json_line(&line).map_err(|message| error(index + 1, message))?);
     }
     Ok(rows)
 }
@@ -180,6 +187,17 @@ mod tests {
         assert_eq!(mid_suffices.oracle_tier(), Some("mid"));
         let all_fail = row(&[("small", 0.0, 1.0), ("frontier", 0.0, 9.0)]);
         assert_eq!(all_fail.oracle_tier(), Some("small"));
+    }
+
+    #[test]
+    fn a_row_without_outcomes_reads_with_none_and_cannot_be_labelled() {
+        let row = Row::from_json_line(r#"{"id":"a","request":{"messages":[]}}"#).unwrap();
+        assert!(row.outcomes.is_empty());
+        assert_eq!(row.extreme_tiers(), None);
+        assert!(
+            Row::from_json_line(r#"{"request":{}}"#).is_err(),
+            "an id is needed"
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl OtherModels {
 }
 
 /// The sweeps' vertices (share of strong calls, mean quality, mean cost), for plotting.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Curves {
     pub router: Vec<SweepPoint>,
     pub prompt_length: Vec<SweepPoint>,
@@ -264,6 +264,35 @@ pub const ORACLE: &str = "oracle";
 /// policy a deployment could run.
 pub const OTHER_MODELS_SAME_SHARES: &str = "other-models-same-shares";
 
+/// The share of `judged` decisions each config tier got, cheapest first, and how many were
+/// decided by each cause. Needs no outcomes: what rows without them can still tell.
+pub fn tier_shares(config: &Config, judged: &[Judged]) -> (Vec<TierShare>, Causes) {
+    let tiers = config.tier_names();
+    let mut counts = vec![0usize; tiers.len()];
+    let mut decisions = Causes::default();
+    for decision in judged {
+        if let Some(count) = counts.get_mut(decision.tier) {
+            *count += 1;
+        }
+        match decision.cause {
+            CauseKind::Scored => decisions.scored += 1,
+            CauseKind::Rule => decisions.rule += 1,
+            CauseKind::ExplicitModel => decisions.explicit_model += 1,
+            CauseKind::FailOpen => decisions.fail_open += 1,
+        }
+    }
+    let n = judged.len().max(1) as f64;
+    let shares = tiers
+        .iter()
+        .zip(counts)
+        .map(|(tier, count)| TierShare {
+            tier: tier.to_string(),
+            share: count as f64 / n,
+        })
+        .collect();
+    (shares, decisions)
+}
+
 /// Evaluates the router's decisions `judged` (from [`judge`], one per row) on `rows`.
 pub fn evaluate(
     dataset: &str,
@@ -279,20 +308,8 @@ pub fn evaluate(
     }
     let tiers = config.tier_names();
     let n = rows.len() as f64;
-    let mut counts = vec![0usize; tiers.len()];
-    let mut decisions = Causes::default();
-    for decision in judged {
-        if let Some(count) = counts.get_mut(decision.tier) {
-            *count += 1;
-        }
-        match decision.cause {
-            CauseKind::Scored => decisions.scored += 1,
-            CauseKind::Rule => decisions.rule += 1,
-            CauseKind::ExplicitModel => decisions.explicit_model += 1,
-            CauseKind::FailOpen => decisions.fail_open += 1,
-        }
-    }
-    let shares: Vec<f64> = counts.iter().map(|&count| count as f64 / n).collect();
+    let (tier_shares, decisions) = tier_shares(config, judged);
+    let shares: Vec<f64> = tier_shares.iter().map(|share| share.share).collect();
 
     let mut router = Mean::default();
     for (row, decision) in rows.iter().zip(judged) {
@@ -438,14 +455,7 @@ pub fn evaluate(
     Ok(Report {
         dataset: dataset.to_string(),
         rows: rows.len(),
-        shares: tiers
-            .iter()
-            .zip(&shares)
-            .map(|(tier, share)| TierShare {
-                tier: tier.to_string(),
-                share: *share,
-            })
-            .collect(),
+        shares: tier_shares,
         decisions,
         top_tier: top_tier.to_string(),
         policies,

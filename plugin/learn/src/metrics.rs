@@ -22,6 +22,8 @@
 
 use std::cmp::Ordering;
 
+use serde::Serialize;
+
 /// Quality gains at or below this count as no gain (qualities may be fractional).
 pub const LABEL_EPSILON: f64 = 1e-9;
 
@@ -49,7 +51,7 @@ pub fn needs_strong(q_weak: f64, q_strong: f64) -> bool {
 }
 
 /// One vertex of the sweep: share of strong calls, mean quality and mean cost per request.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct SweepPoint {
     pub share_strong: f64,
     pub quality: f64,

@@ -16,7 +16,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::{BreakerBoard, Call, Effect, HeaderMap, Level, Next, Reads, Step, Stream};
-use crate::{Config, DecisionRecord};
+use crate::{ApiFormat, Config, DecisionRecord};
+
+pub mod answers;
 
 /// What an upstream does with a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,27 @@ pub struct ClientRequest {
     pub body: Vec<u8>,
     /// The body ends with (HTTP/2) trailers instead of with its last chunk.
     pub trailers: bool,
+}
+
+impl ClientRequest {
+    /// A client's POST of `body` to the format's endpoint, as the gateway would pass it on.
+    pub fn post(format: ApiFormat, body: Vec<u8>) -> ClientRequest {
+        let headers = [
+            (":method", "POST".to_string()),
+            (":path", format.path().to_string()),
+            (":authority", "triage".to_string()),
+            ("content-type", "application/json".to_string()),
+            ("content-length", body.len().to_string()),
+        ];
+        ClientRequest {
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+            body,
+            trailers: false,
+        }
+    }
 }
 
 /// How the host behaves, beyond the request and the upstreams.

@@ -1,20 +1,22 @@
-//! `triage route --answers FILE`: how each tier answers, so that a request runs through the filter's
-//! whole lifecycle (the core's machine, with a host in memory) and the output shows what the filter
-//! would do with those answers: the body each tier got, escalations, the client's response and the
-//! decision record.
+//! Tiers that answer as a JSON document says, and what came of the exchange as JSON: how
+//! `triage route --answers FILE` and the web package's `exchange` show what the filter would do with
+//! those answers (the body each tier got, escalations, the client's response, the decision record).
 //!
-//! FILE is one JSON object keyed by tier name, every tier of the config present:
+//! The document is one JSON object keyed by tier name, every tier of the config present:
 //! `{"small": {"status": 503, "body": "overloaded"}, "mid": {"body": {...}}, "frontier": "reset"}`.
 //! An answer has `status` (200 when absent), `content_type` (`application/json` when absent),
 //! `headers` (an object of strings) and `body` (a string as it is, or JSON written as JSON); `"reset"`
 //! is a tier whose connection closes before it answers.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use triage_core::lifecycle::exchange::{Answer, Outcome, Reply, Sent, Upstreams};
-use triage_core::Config;
+
+use super::{run, Answer, ClientRequest, HostSettings, Outcome, Reply, Sent, Upstreams};
+use crate::lifecycle::BreakerBoard;
+use crate::{ApiFormat, Config};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -40,14 +42,15 @@ pub struct TierAnswers {
 }
 
 impl TierAnswers {
-    pub fn read(path: &str, config: &Config) -> Result<TierAnswers, String> {
-        let text = std::fs::read(path).map_err(|error| format!("{path}: {error}"))?;
+    /// Reads the document; an unknown or missing tier, or a reply that is neither an answer nor
+    /// `"reset"`, is an error that says which.
+    pub fn from_json(json: &[u8], config: &Config) -> Result<TierAnswers, String> {
         let raw: HashMap<String, RawReply> =
-            serde_json::from_slice(&text).map_err(|error| format!("{path}: {error}"))?;
+            serde_json::from_slice(json).map_err(|error| error.to_string())?;
         let names = config.tier_names();
         if let Some(unknown) = raw.keys().find(|name| !names.contains(&name.as_str())) {
             return Err(format!(
-                "{path}: {unknown:?} is not a tier of the config ({})",
+                "{unknown:?} is not a tier of the config ({})",
                 names.join(", ")
             ));
         }
@@ -58,20 +61,21 @@ impl TierAnswers {
             .collect();
         if !missing.is_empty() {
             return Err(format!(
-                "{path}: no answer for {}: every tier needs one (\"reset\" for a tier that is down)",
+                "no answer for {}: every tier needs one (\"reset\" for a tier that is down)",
                 missing.join(", ")
             ));
         }
         let mut by_cluster = HashMap::new();
         for (index, name) in names.iter().enumerate() {
-            let reply = match &raw[*name] {
-                RawReply::Reset(word) if word == "reset" => Reply::Reset,
-                RawReply::Reset(other) => {
+            let reply = match raw.get(*name) {
+                Some(RawReply::Reset(word)) if word == "reset" => Reply::Reset,
+                Some(RawReply::Reset(other)) => {
                     return Err(format!(
-                        "{path}: {name}: {other:?} is neither an answer object nor \"reset\""
+                        "{name}: {other:?} is neither an answer object nor \"reset\""
                     ))
                 }
-                RawReply::Answer(answer) => Reply::Answer(answer.to_answer()),
+                Some(RawReply::Answer(answer)) => Reply::Answer(answer.to_answer()),
+                None => Reply::Reset,
             };
             let cluster = config.tier_cluster(index).unwrap_or_default();
             by_cluster.insert(cluster.to_string(), reply);
@@ -110,8 +114,29 @@ impl Upstreams for TierAnswers {
     }
 }
 
-/// What `route` prints of an exchange: where each attempt went with which model, the client's
-/// status and triage headers, and the record.
+/// `body` posted by a client to `format`'s endpoint, through the filter's whole lifecycle with the
+/// tiers answering from `answers` and the clock starting at `start_nanos`, shown by [`summary`].
+/// The decision id is a fresh random one, as the filter draws it.
+pub fn run_shown(
+    config: &Rc<Config>,
+    breakers: Rc<dyn BreakerBoard>,
+    format: ApiFormat,
+    body: Vec<u8>,
+    answers: &mut TierAnswers,
+    start_nanos: u64,
+) -> Value {
+    let request = ClientRequest::post(format, body);
+    let settings = HostSettings {
+        start_nanos,
+        decision_id: crate::new_decision_id().ok(),
+        ..HostSettings::default()
+    };
+    let outcome = run(config, breakers, &request, answers, &settings);
+    summary(config, &outcome)
+}
+
+/// What an exchange shows: where each attempt went with which model, the client's status and
+/// triage headers, and the record.
 pub fn summary(config: &Config, outcome: &Outcome) -> Value {
     let attempt = |cluster: &str, body: &[u8]| {
         let model = serde_json::from_slice::<Value>(body)
