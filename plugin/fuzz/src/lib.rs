@@ -1,6 +1,9 @@
 //! What the fuzz targets share: how they read the fuzzer's bytes (a control prefix, then the input),
 //! the configuration they run with, and what a body sent upstream may differ in from the client's.
 
+pub mod input;
+pub mod stream;
+
 use std::sync::LazyLock;
 
 use serde_json::Value;
