@@ -69,8 +69,8 @@ struct Run {
 enum Side {
     Request,
     Response,
-    /// A call's report or answer: no callback of the stream, no buffer of its own.
-    Call,
+    /// A call's report or answer, the end of the stream: no buffer of their own.
+    Other,
 }
 
 impl Run {
@@ -93,11 +93,9 @@ impl Run {
                 .find(|(have, _)| have == name)
                 .map(|(_, value)| value.as_str())
         };
-        let format = script.request.as_ref().and_then(|_| {
-            let method = header(":method").unwrap_or_default();
-            Endpoint::of(method, header(":path").unwrap_or_default())
-                .map(|endpoint| endpoint.format)
-        });
+        let method = header(":method").unwrap_or_default();
+        let format = Endpoint::of(method, header(":path").unwrap_or_default())
+            .map(|endpoint| endpoint.format);
         let check = Invariants {
             config: Rc::clone(&config),
             format,
@@ -215,7 +213,7 @@ impl Run {
                     Invariants::unchanged(&step, "a call report no call waited for");
                 }
                 self.check.reported(*token);
-                self.apply(Side::Call, step, DispatchReply::Sent);
+                self.apply(Side::Other, step, DispatchReply::Sent);
             }
             Event::CallAnswered {
                 token,
@@ -227,8 +225,8 @@ impl Run {
             Event::RewriteFailed => self.machine.rewrite_failed(),
             Event::Log => {
                 let step = self.machine.log(&self.host);
-                self.apply(Side::Call, step, DispatchReply::Sent);
-                self.check.logged();
+                self.apply(Side::Other, step, DispatchReply::Sent);
+                self.check.stream_ended();
             }
             Event::Wait { ms } => {
                 self.host.clock = self.host.clock.saturating_add(u64::from(*ms) * 1_000_000);
@@ -263,11 +261,12 @@ impl Run {
         if !live {
             Invariants::unchanged(&step, "an answer under a token never issued");
         }
-        self.apply(Side::Call, step, dispatch);
+        self.apply(Side::Other, step, dispatch);
     }
 
     /// Applies a step's effects in order, sends its call as `dispatch` says (and tells the machine),
-    /// and lets the side's buffer go when the callback continues.
+    /// and lets the side's buffer go when the callback continues. Events whose script has no say in
+    /// calls pass `DispatchReply::Sent`, what Envoy does.
     fn apply(&mut self, side: Side, step: Step, dispatch: DispatchReply) {
         self.check.step(&step);
         for effect in step.effects {
@@ -303,7 +302,7 @@ impl Run {
                 self.host.request_buffer.clear();
             }
             Side::Response => self.host.response_buffer.clear(),
-            Side::Call => {}
+            Side::Other => {}
         }
     }
 
@@ -509,7 +508,7 @@ impl Invariants {
         }
     }
 
-    fn logged(&mut self) {
+    fn stream_ended(&mut self) {
         self.logged = true;
         if self.format.is_some() {
             assert!(self.settled, "an LLM call ended without its record");
