@@ -4,10 +4,11 @@
 //!
 //!     cargo run --manifest-path plugin/fuzz/Cargo.toml --example seeds
 
+use std::fmt::Debug;
 use std::path::Path;
 
 use serde_json::json;
-use triage_fuzz::input::{InputReader, InputWriter, Text};
+use triage_fuzz::input::{InputReader, InputWriter, Script, Text};
 use triage_fuzz::stream::{
     DispatchReply, Event, ExchangeScript, RequestStart, Size, StreamScript, Token, UpstreamAnswer,
     CLUSTERS, CODE_DETAILS, CONTENT_TYPES, DECISION_IDS, HEADER_NAMES, HEADER_VALUES, METHODS,
@@ -16,35 +17,21 @@ use triage_fuzz::stream::{
 
 fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    for (name, script) in stream_seeds() {
-        let mut out = InputWriter::default();
-        script.write(&mut out);
-        let bytes = out.into_bytes();
-        assert_eq!(
-            StreamScript::read(&mut InputReader::new(&bytes)),
-            script,
-            "{name}"
-        );
-        write(&corpus.join("lifecycle"), name, &bytes);
-    }
-    for (name, script) in exchange_seeds() {
-        let mut out = InputWriter::default();
-        script.write(&mut out);
-        let bytes = out.into_bytes();
-        assert_eq!(
-            ExchangeScript::read(&mut InputReader::new(&bytes)),
-            script,
-            "{name}"
-        );
-        write(&corpus.join("exchange"), name, &bytes);
-    }
+    write_seeds(&corpus.join("lifecycle"), stream_seeds());
+    write_seeds(&corpus.join("exchange"), exchange_seeds());
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
+fn write_seeds<S: Script + PartialEq + Debug>(dir: &Path, seeds: Vec<(&str, S)>) {
     std::fs::create_dir_all(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    println!("{} ({} bytes)", path.display(), bytes.len());
+    for (name, script) in seeds {
+        let mut out = InputWriter::default();
+        script.write(&mut out);
+        let bytes = out.into_bytes();
+        assert_eq!(S::read(&mut InputReader::new(&bytes)), script, "{name}");
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        println!("{} ({} bytes)", path.display(), bytes.len());
+    }
 }
 
 fn setup(name: &str) -> usize {

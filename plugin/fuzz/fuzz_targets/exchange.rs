@@ -19,7 +19,7 @@ use triage_core::lifecycle::exchange::{
 };
 use triage_core::lifecycle::MemoryBreakers;
 use triage_core::Config;
-use triage_fuzz::input::InputReader;
+use triage_fuzz::input::{InputReader, Script};
 use triage_fuzz::stream::{stream_config, ExchangeScript, StreamHold, PATHS};
 
 fuzz_target!(|data: &[u8]| {

@@ -38,7 +38,7 @@ use triage_core::{
     OWN_HEADER_PREFIX,
 };
 use triage_fuzz::assert_only_model_changed;
-use triage_fuzz::input::{InputReader, Text};
+use triage_fuzz::input::{InputReader, Script, Text};
 use triage_fuzz::stream::{
     stream_config, DispatchReply, Event, Size, StreamHold, StreamScript, Token, UpstreamAnswer,
     CLUSTERS, CODE_DETAILS, CONTENT_TYPES, DECISION_IDS, ROUTE_TABLE, SETUPS, STATUSES,

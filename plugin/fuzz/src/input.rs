@@ -5,6 +5,13 @@
 
 use std::borrow::Cow;
 
+/// A structured input: read from the fuzzer's bytes, and written in the same format by the seed
+/// generator.
+pub trait Script: Sized {
+    fn read(input: &mut InputReader) -> Self;
+    fn write(&self, out: &mut InputWriter);
+}
+
 /// Reads choices off the front of the fuzzer's bytes.
 pub struct InputReader<'a> {
     rest: &'a [u8],

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 use triage_core::Config;
 
-use crate::input::{InputReader, InputWriter, Text};
+use crate::input::{InputReader, InputWriter, Script, Text};
 
 /// The configs a script picks from: without escalation; escalating on failures only; escalating on
 /// failures and weak answers (every check, logprobs and stream usage asked for, so the body gets
@@ -355,8 +355,8 @@ impl UpstreamAnswer {
     }
 }
 
-impl StreamScript {
-    pub fn read(input: &mut InputReader) -> StreamScript {
+impl Script for StreamScript {
+    fn read(input: &mut InputReader) -> StreamScript {
         let setup = usize::from(input.byte()) % SETUPS.len();
         let open_breakers = input.byte();
         let refuse_rewrite = input.flag();
@@ -376,7 +376,7 @@ impl StreamScript {
         }
     }
 
-    pub fn write(&self, out: &mut InputWriter) {
+    fn write(&self, out: &mut InputWriter) {
         out.byte(self.setup as u8);
         out.byte(self.open_breakers);
         out.flag(self.refuse_rewrite);
@@ -629,8 +629,8 @@ pub struct ExchangeScript {
     pub replies: [Option<UpstreamAnswer>; 3],
 }
 
-impl ExchangeScript {
-    pub fn read(input: &mut InputReader) -> ExchangeScript {
+impl Script for ExchangeScript {
+    fn read(input: &mut InputReader) -> ExchangeScript {
         ExchangeScript {
             setup: usize::from(input.byte()) % SETUPS.len(),
             chunk_bytes: usize::from(input.byte() % 64) + 1,
@@ -642,7 +642,7 @@ impl ExchangeScript {
         }
     }
 
-    pub fn write(&self, out: &mut InputWriter) {
+    fn write(&self, out: &mut InputWriter) {
         assert!((1..=64).contains(&self.chunk_bytes));
         out.byte(self.setup as u8);
         out.byte(self.chunk_bytes as u8 - 1);
