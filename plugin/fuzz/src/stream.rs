@@ -93,6 +93,8 @@ fn setup_config(setup: &str, hold: StreamHold) -> Config {
         "deadline_ms": 10_000,
         "attempt_timeout_ms": 4000,
         "never_when": [{"name": "x-no-escalate", "value": "1"}],
+        // Streams are watched whether or not the checks are on (an error event escalates).
+        "stream_hold_bytes": hold.bytes(),
         // One failure opens a tier's breaker for a second: a script opens them and waits them out.
         "circuit_breaker": {"window": 4, "min_requests": 1, "failure_rate": 0.5, "cooldown_ms": 1000}
     });
@@ -102,7 +104,6 @@ fn setup_config(setup: &str, hold: StreamHold) -> Config {
         "refusal_regex": "(?i)^\\W*(I'm sorry|I can(no|')t)\\b", "min_mean_logprob": -1.0
     });
     checked["request_logprobs"] = json!(true);
-    checked["stream_hold_bytes"] = json!(hold.bytes());
     let small_cap = |over_max_body: &str| json!({"max_body_bytes": SMALL_MAX_BODY_BYTES, "over_max_body": over_max_body});
     let extra: Value = match setup {
         "plain" => json!({}),
