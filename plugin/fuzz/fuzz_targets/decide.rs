@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use triage_core::{decide, rewrite_model, RequestHead};
-use triage_fuzz::{format, SHIPPED_CONFIG};
+use triage_fuzz::{assert_only_model_changed, format, SHIPPED_CONFIG};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, body)) = data.split_first() else {
@@ -28,21 +28,12 @@ fuzz_target!(|data: &[u8]| {
     if let Some(score) = decision.score {
         assert!((0.0..=1.0).contains(&score), "{decision:?}");
     }
-    if let (Some(model), Ok(client)) = (
-        &decision.model,
-        serde_json::from_slice::<serde_json::Value>(body),
-    ) {
+    if let Some(model) = &decision.model {
         let Ok(rewritten) = rewrite_model(body, model) else {
             return;
         };
-        let mut sent: serde_json::Value = serde_json::from_slice(&rewritten)
-            .unwrap_or_else(|error| panic!("rewritten body is not JSON: {error}"));
-        assert_eq!(sent["model"], serde_json::Value::from(model.as_str()));
-        let mut client = client;
-        if let (Some(sent), Some(client)) = (sent.as_object_mut(), client.as_object_mut()) {
-            sent.remove("model");
-            client.remove("model");
+        if let Some(sent) = assert_only_model_changed(body, &rewritten, &[]) {
+            assert_eq!(sent, serde_json::Value::from(model.as_str()));
         }
-        assert_eq!(sent, client, "the rewrite changed more than the model");
     }
 });

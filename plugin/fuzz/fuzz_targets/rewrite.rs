@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use triage_core::rewrite_model;
+use triage_fuzz::assert_only_model_changed;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else {
@@ -24,14 +25,7 @@ fuzz_target!(|data: &[u8]| {
     });
     assert_eq!(rewrite_model(&other, &model).as_ref(), Ok(&rewritten));
 
-    if let Ok(mut before) = serde_json::from_slice::<serde_json::Value>(body) {
-        let mut after: serde_json::Value = serde_json::from_slice(&rewritten)
-            .unwrap_or_else(|error| panic!("valid JSON rewritten into invalid JSON: {error}"));
-        assert_eq!(after["model"], serde_json::Value::from(model.as_ref()));
-        if let (Some(a), Some(b)) = (after.as_object_mut(), before.as_object_mut()) {
-            a.remove("model");
-            b.remove("model");
-        }
-        assert_eq!(after, before, "the rewrite changed more than the model");
+    if let Some(sent) = assert_only_model_changed(body, &rewritten, &[]) {
+        assert_eq!(sent, serde_json::Value::from(model.as_ref()));
     }
 });
