@@ -5,9 +5,9 @@ use super::headers::HeaderList;
 use super::response::Routed;
 use super::{decision_header_values, Effect, HeaderMap, Level, Next, State, Turn};
 use crate::{
-    decide, fail_open, identity_value, upstream_body, ApiFormat, Applied, Decision, DecisionRecord,
-    Endpoint, Escalation, FailOpen, Identity, IdentitySource, OverMaxBody, RecordStart,
-    RequestHead, OWN_HEADER_PREFIX,
+    decide, fail_open, identity_value, upstream_body, ApiFormat, Applied, Config, Decision,
+    DecisionRecord, Endpoint, Escalation, FailOpen, Identity, IdentitySource, OverMaxBody,
+    RecordStart, RequestHead, OWN_HEADER_PREFIX,
 };
 
 /// An LLM API call whose body is being buffered.
@@ -57,7 +57,27 @@ struct Decided {
     skipped: Vec<Escalation>,
 }
 
+impl Decided {
+    /// The default tier, decided without the body (past the cap, unreadable, answered before).
+    fn failed_open(config: &Config, applied: Applied, cause: FailOpen, started: u64) -> Decided {
+        Decided {
+            applied,
+            decision: fail_open(config, cause),
+            body: None,
+            started,
+            skipped: Vec::new(),
+        }
+    }
+}
+
 impl Turn<'_> {
+    /// [`Decided::failed_open`] for `pending`, decided now.
+    fn failed_open(&self, pending: &Pending, cause: FailOpen) -> Decided {
+        let started = self.now_nanos();
+        let applied = self.config.mode().applied(pending.decision_id.as_deref());
+        Decided::failed_open(self.config, applied, cause, started)
+    }
+
     pub(super) fn request_headers(&mut self, state: &mut State, end_of_stream: bool) -> Next {
         let start_nanos = self.now_nanos();
         let mut headers = HeaderList::new(self.reads.request_headers());
@@ -184,14 +204,8 @@ impl Turn<'_> {
         let started = self.now_nanos();
         let applied = self.config.mode().applied(pending.decision_id.as_deref());
         let Some(body) = self.reads.request_body(pending.body_size) else {
-            let decision = fail_open(self.config, FailOpen::BodyUnavailable);
-            let decided = Decided {
-                applied,
-                decision,
-                body: None,
-                started,
-                skipped: Vec::new(),
-            };
+            let decided =
+                Decided::failed_open(self.config, applied, FailOpen::BodyUnavailable, started);
             return self.route(state, pending, decided);
         };
         let head = RequestHead {
@@ -264,16 +278,7 @@ impl Turn<'_> {
 
     /// Routes past the body cap: the body streams through untouched to the default tier.
     fn route_without_body(&mut self, state: &mut State, pending: Pending, cause: FailOpen) {
-        let started = self.now_nanos();
-        let applied = self.config.mode().applied(pending.decision_id.as_deref());
-        let decision = fail_open(self.config, cause);
-        let decided = Decided {
-            applied,
-            decision,
-            body: None,
-            started,
-            skipped: Vec::new(),
-        };
+        let decided = self.failed_open(&pending, cause);
         self.route(state, pending, decided);
     }
 
@@ -373,16 +378,7 @@ impl Turn<'_> {
     /// Answered (or refused) before any tier saw the request: recorded and counted with the cause,
     /// and the client's response names no tier.
     fn track_unrouted(&mut self, state: &mut State, pending: Pending, cause: FailOpen) {
-        let started = self.now_nanos();
-        let applied = self.config.mode().applied(pending.decision_id.as_deref());
-        let decision = fail_open(self.config, cause);
-        let decided = Decided {
-            applied,
-            decision,
-            body: None,
-            started,
-            skipped: Vec::new(),
-        };
+        let decided = self.failed_open(&pending, cause);
         self.track(state, pending, decided);
         if let State::Decided(routed) = state {
             routed.unrouted = true;
