@@ -84,7 +84,7 @@ fn exchange(
         })
     };
     let settings = HostSettings {
-        chunk_bytes,
+        chunk_bytes: vec![chunk_bytes],
         ..HostSettings::default()
     };
     let outcome = run(config, breakers, request, &mut upstreams, &settings);
